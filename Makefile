@@ -1,0 +1,61 @@
+# mana_ai: PGXS build of the in-database mission runner.
+#
+#   make && make install     build and install the extension
+#   make test                every test, in throwaway clusters (see tests/run.sh)
+#   make demo                the whole loop against a bundled mock LLM
+#   make installcheck        pg_regress against an already running server
+
+EXTENSION   = mana_ai
+EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" mana_ai.control)
+MODULE_big  = mana_ai
+
+# src/core/ holds the code that parses untrusted bytes; it includes no
+# PostgreSQL header so tests/unit and tests/fuzz can build it on its own.
+SRCS        = $(sort $(wildcard src/*.c)) $(sort $(wildcard src/core/*.c))
+OBJS        = $(SRCS:.c=.o)
+
+# The install script is assembled from one fragment per concern
+# (sql/install/NN_*.sql), as pgvector copies its base script to the
+# versioned name; upgrade scripts (sql/mana_ai--A--B.sql) are committed.
+MANA_INSTALL_SQL = sql/$(EXTENSION)--$(EXTVERSION).sql
+INSTALL_PARTS  = $(sort $(wildcard sql/install/*.sql))
+DATA_built  = $(MANA_INSTALL_SQL)
+DATA        = $(filter-out $(MANA_INSTALL_SQL),$(wildcard sql/$(EXTENSION)--*--*.sql))
+REGRESS     = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --dbname=mana_regress
+
+JSONC_CFLAGS := $(shell pkg-config --cflags json-c 2>/dev/null)
+# Development builds fail on any warning; packagers may pass WERROR=.
+WERROR     ?= -Werror
+PG_CPPFLAGS = -I$(srcdir)/src $(JSONC_CFLAGS)
+PG_CFLAGS   = -Wall -Wextra $(WERROR) -Wno-unused-parameter -Wno-sign-compare \
+              -Wno-missing-field-initializers
+SHLIB_LINK  = -lcurl -lcrypto -ljson-c
+
+EXTRA_CLEAN = tests/unit/build tests/fuzz/build results regression.diffs regression.out
+
+# No LLVM bitcode: nothing here benefits from JIT inlining.
+with_llvm   = no
+
+PG_CONFIG  ?= pg_config
+PGXS       := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(MANA_INSTALL_SQL): $(INSTALL_PARTS) mana_ai.control
+	{ printf '%s\n' '-- generated from sql/install/*.sql by make; do not edit' \
+	    '\echo Use "CREATE EXTENSION mana_ai" to load this file. \quit'; \
+	  for f in $(INSTALL_PARTS); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@
+
+.PHONY: test demo deps unit
+
+deps:
+	bash tests/deps.sh
+
+test:
+	bash tests/run.sh
+
+demo:
+	bash tests/demo.sh
+
+unit:
+	$(MAKE) -C tests/unit

@@ -1,0 +1,145 @@
+-- 00_schema.sql: mana_ai's own tables (the runner's state and its audit
+-- trail).  sync_changes belongs to the sync server and is never touched
+-- here.  The schema itself is created by CREATE EXTENSION (control file).
+
+-- Who may install: the worker ticks in one database (mana_ai.database);
+-- installing elsewhere is allowed (the SQL surface works anywhere) but
+-- the worker will not see it.
+
+CREATE TABLE mana_ai.mission_snapshots (
+    user_id          text        NOT NULL,
+    mission_id       text        NOT NULL,
+    record           jsonb       NOT NULL,
+    last_applied_at  timestamptz NOT NULL DEFAULT '-infinity',
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, mission_id)
+);
+COMMENT ON TABLE mana_ai.mission_snapshots IS
+    'LWW-merged aiMissions records, one per (user_id, mission_id); derived from sync_changes, not dumped';
+
+CREATE TABLE mana_ai.agent_snapshots (
+    user_id          text        NOT NULL,
+    agent_id         text        NOT NULL,
+    record           jsonb       NOT NULL,
+    last_applied_at  timestamptz NOT NULL DEFAULT '-infinity',
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, agent_id)
+);
+COMMENT ON TABLE mana_ai.agent_snapshots IS
+    'LWW-merged agents records, one per (user_id, agent_id); derived from sync_changes, not dumped';
+
+-- One row per decrypt attempt of an encrypted input (SPEC 5.4).
+CREATE TABLE mana_ai.decrypt_audit (
+    id            bigserial   PRIMARY KEY,
+    user_id       text        NOT NULL CHECK (user_id <> ''),
+    mission_id    text        NOT NULL,
+    iteration_id  text,
+    table_name    text        NOT NULL,
+    record_id     text        NOT NULL,
+    status        text        NOT NULL CHECK (status IN ('ok', 'failed', 'scope-violation')),
+    reason        text,
+    ts            timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE mana_ai.decrypt_audit IS
+    'Append-only record of every server-side decrypt attempt; user-scoped by row-level security';
+CREATE INDEX decrypt_audit_user_mission_ts_idx
+    ON mana_ai.decrypt_audit (user_id, mission_id, ts DESC);
+CREATE INDEX decrypt_audit_ts_idx ON mana_ai.decrypt_audit (ts);
+
+ALTER TABLE mana_ai.decrypt_audit ENABLE ROW LEVEL SECURITY;
+ALTER TABLE mana_ai.decrypt_audit FORCE ROW LEVEL SECURITY;
+CREATE POLICY decrypt_audit_user_scope ON mana_ai.decrypt_audit
+    FOR SELECT
+    USING (user_id = current_setting('app.current_user_id', true));
+CREATE POLICY decrypt_audit_user_insert ON mana_ai.decrypt_audit
+    FOR INSERT
+    WITH CHECK (user_id = current_setting('app.current_user_id', true));
+
+-- Append-only: the guard lives in C so that only the retention code in
+-- the same process can lift it; no SQL-settable flag can.
+CREATE FUNCTION mana_ai.decrypt_audit_guard() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mana_ai_decrypt_audit_guard';
+CREATE TRIGGER decrypt_audit_append_only
+    BEFORE UPDATE OR DELETE ON mana_ai.decrypt_audit
+    FOR EACH ROW EXECUTE FUNCTION mana_ai.decrypt_audit_guard();
+CREATE TRIGGER decrypt_audit_no_truncate
+    BEFORE TRUNCATE ON mana_ai.decrypt_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION mana_ai.decrypt_audit_guard();
+
+-- One row per tick, whoever ran it (SPEC 4.11).
+CREATE TABLE mana_ai.tick_runs (
+    id                  bigserial   PRIMARY KEY,
+    source              text        NOT NULL CHECK (source IN ('worker', 'sql')),
+    status              text        NOT NULL DEFAULT 'running'
+                        CHECK (status IN ('running', 'ok', 'failed', 'overlap-skipped')),
+    started_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at         timestamptz,
+    backend_pid         int         NOT NULL DEFAULT pg_backend_pid(),
+    due_missions        int,
+    plans_produced      int,
+    plans_written_back  int,
+    parse_failures      int,
+    errors              jsonb       NOT NULL DEFAULT '[]',
+    result              jsonb
+);
+COMMENT ON TABLE mana_ai.tick_runs IS
+    'One row per tick; rows left running by a crash are marked failed when the worker starts';
+CREATE INDEX tick_runs_started_at_idx ON mana_ai.tick_runs (started_at);
+CREATE INDEX tick_runs_running_idx ON mana_ai.tick_runs (id) WHERE status = 'running';
+
+-- The planner's tool catalog (SPEC 7.1): data, editable by a DBA.
+-- parameters: array of {name, type, required, description, enum?}.
+CREATE TABLE mana_ai.tools (
+    name         text    PRIMARY KEY,
+    module       text    NOT NULL,
+    description  text    NOT NULL,
+    parameters   jsonb   NOT NULL DEFAULT '[]',
+    shipped      boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE mana_ai.tools IS
+    'Tools the planner may propose; rows with shipped = true come with the extension';
+COMMENT ON COLUMN mana_ai.tools.shipped IS
+    'true for the rows CREATE EXTENSION inserts; pg_dump keeps only the others';
+
+INSERT INTO mana_ai.tools (name, module, description, parameters, shipped) VALUES
+('create_task', 'todo', 'Legt eine neue Aufgabe an.', '[
+  {"name": "title", "type": "string", "required": true, "description": "Titel der Aufgabe"},
+  {"name": "description", "type": "string", "required": false, "description": "Beschreibung oder Notizen"},
+  {"name": "dueDate", "type": "string", "required": false, "description": "Faelligkeitsdatum (ISO-8601, YYYY-MM-DD)"},
+  {"name": "priority", "type": "string", "required": false, "description": "Prioritaet", "enum": ["low", "medium", "high"]}
+]', true),
+('complete_task', 'todo', 'Markiert eine bestehende Aufgabe als erledigt.', '[
+  {"name": "taskId", "type": "string", "required": true, "description": "ID der Aufgabe"}
+]', true),
+('complete_tasks_by_title', 'todo', 'Markiert alle offenen Aufgaben mit passendem Titel als erledigt.', '[
+  {"name": "title", "type": "string", "required": true, "description": "Titel oder Titelteil der Aufgaben"}
+]', true),
+('create_event', 'calendar', 'Legt einen Kalendertermin an.', '[
+  {"name": "title", "type": "string", "required": true, "description": "Titel des Termins"},
+  {"name": "startDate", "type": "string", "required": true, "description": "Beginn (ISO-8601)"},
+  {"name": "endDate", "type": "string", "required": false, "description": "Ende (ISO-8601)"},
+  {"name": "location", "type": "string", "required": false, "description": "Ort"},
+  {"name": "description", "type": "string", "required": false, "description": "Beschreibung"}
+]', true),
+('create_place', 'places', 'Speichert einen neuen Ort.', '[
+  {"name": "name", "type": "string", "required": true, "description": "Name des Ortes"},
+  {"name": "address", "type": "string", "required": false, "description": "Adresse"},
+  {"name": "category", "type": "string", "required": false, "description": "Kategorie", "enum": ["food", "cafe", "shop", "sport", "culture", "nature", "work", "other"]}
+]', true),
+('visit_place', 'places', 'Vermerkt einen Besuch an einem gespeicherten Ort.', '[
+  {"name": "placeId", "type": "string", "required": true, "description": "ID des Ortes"},
+  {"name": "note", "type": "string", "required": false, "description": "Notiz zum Besuch"}
+]', true),
+('undo_drink', 'drink', 'Nimmt den zuletzt erfassten Drink zurueck.', '[
+  {"name": "drinkType", "type": "string", "required": false, "description": "Art des Getraenks", "enum": ["water", "coffee", "tea", "alcohol", "other"]}
+]', true),
+('save_news_article', 'news', 'Speichert einen Nachrichtenartikel zum spaeteren Lesen.', '[
+  {"name": "url", "type": "string", "required": true, "description": "URL des Artikels"},
+  {"name": "title", "type": "string", "required": false, "description": "Titel des Artikels"},
+  {"name": "summary", "type": "string", "required": false, "description": "Kurze Zusammenfassung"}
+]', true);
+
+-- Dumped by pg_dump: the audit trail and a DBA's own tools (SPEC 9).
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.decrypt_audit', '');
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.decrypt_audit_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.tools', 'WHERE NOT shipped');

@@ -1,0 +1,11 @@
+-- 99_privileges.sql: runs last.  PUBLIC gets nothing that reads another
+-- user's data or decrypts (SPEC 9); the README shows the GRANTs for an
+-- operator role and for the worker's role.
+
+REVOKE ALL ON ALL TABLES IN SCHEMA mana_ai FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA mana_ai FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mana_ai FROM PUBLIC;
+GRANT USAGE ON SCHEMA mana_ai TO PUBLIC;
+
+-- The catalog of tools is not user data.
+GRANT SELECT ON mana_ai.tools TO PUBLIC;

@@ -1,0 +1,142 @@
+/*
+ * guc.c: defines every mana_ai.* parameter and reserves the prefix.
+ *
+ * Owns names, defaults, units and contexts.  Must never define a
+ * parameter an ordinary session can set: a user-settable llm_url would
+ * let any session ship other users' decrypted inputs to a host of its
+ * choosing, a user-settable key path would let it read files.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "pgtime.h"
+#include "utils/guc.h"
+
+#include "guc.h"
+
+char	   *mana_ai_database = NULL;
+char	   *mana_ai_role = NULL;
+bool		mana_ai_enabled = true;
+int			mana_ai_tick_interval = 60;
+char	   *mana_ai_llm_url = NULL;
+char	   *mana_ai_llm_model = NULL;
+double		mana_ai_llm_temperature = 0.3;
+int			mana_ai_llm_timeout = 60000;
+int			mana_ai_llm_connect_timeout = 10000;
+int			mana_ai_llm_max_parallel = 8;
+int			mana_ai_llm_max_response_size = 1024;
+char	   *mana_ai_llm_key_file = NULL;
+char	   *mana_ai_private_key_file = NULL;
+int			mana_ai_max_attempts = 3;
+char	   *mana_ai_timezone = NULL;
+int			mana_ai_audit_retention = 90 * 24 * 60;
+int			mana_ai_tick_runs_retention = 14 * 24 * 60;
+
+static bool check_timezone_name(char **newval, void **extra, GucSource source);
+static bool check_llm_url(char **newval, void **extra, GucSource source);
+
+/* Accept only zone names the server's own tz database knows. */
+static bool
+check_timezone_name(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0' || pg_tzset(*newval) == NULL)
+	{
+		GUC_check_errdetail("\"%s\" is not a time zone name known to this server.",
+							*newval ? *newval : "");
+		return false;
+	}
+	return true;
+}
+
+/* Only http and https: the URL is where decrypted inputs may be sent. */
+static bool
+check_llm_url(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL ||
+		(pg_strncasecmp(*newval, "http://", 7) != 0 &&
+		 pg_strncasecmp(*newval, "https://", 8) != 0))
+	{
+		GUC_check_errdetail("mana_ai.llm_url must start with http:// or https://.");
+		return false;
+	}
+	return true;
+}
+
+void
+mana_ai_define_gucs(void)
+{
+	DefineCustomStringVariable("mana_ai.database",
+							   "Database the mana_ai worker ticks in.",
+							   NULL, &mana_ai_database, "mana_sync",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("mana_ai.role",
+							   "Role the mana_ai worker connects as (empty: bootstrap superuser).",
+							   "Production names a dedicated role without BYPASSRLS.",
+							   &mana_ai_role, "",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("mana_ai.enabled",
+							 "Whether the worker runs its own ticks.",
+							 "SELECT mana_ai_tick() works either way.",
+							 &mana_ai_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.tick_interval",
+							"Time between the worker's ticks.",
+							NULL, &mana_ai_tick_interval, 60, 1, 24 * 60 * 60,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("mana_ai.llm_url",
+							   "Base URL of the OpenAI-compatible LLM endpoint (http or https).",
+							   NULL, &mana_ai_llm_url, "http://localhost:3020",
+							   PGC_SIGHUP, 0, check_llm_url, NULL, NULL);
+	DefineCustomStringVariable("mana_ai.llm_model",
+							   "Model name sent to the LLM.",
+							   NULL, &mana_ai_llm_model, "gpt-4o-mini",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("mana_ai.llm_temperature",
+							 "Sampling temperature sent to the LLM.",
+							 NULL, &mana_ai_llm_temperature, 0.3, 0.0, 2.0,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.llm_timeout",
+							"Total time allowed for one planner call, retries included.",
+							NULL, &mana_ai_llm_timeout, 60000, 100, 10 * 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.llm_connect_timeout",
+							"Time allowed to connect to the LLM endpoint.",
+							NULL, &mana_ai_llm_connect_timeout, 10000, 100, 10 * 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.llm_max_parallel",
+							"Planner calls in flight at once.",
+							NULL, &mana_ai_llm_max_parallel, 8, 1, 256,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.llm_max_response_size",
+							"Largest LLM answer accepted.",
+							NULL, &mana_ai_llm_max_response_size, 1024, 1, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomStringVariable("mana_ai.llm_key_file",
+							   "File holding the LLM bearer key (empty: no Authorization header).",
+							   NULL, &mana_ai_llm_key_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("mana_ai.private_key_file",
+							   "PKCS#8 PEM file with the RSA key that unwraps mission grants.",
+							   "Must not be readable by group or others.",
+							   &mana_ai_private_key_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.max_attempts",
+							"Consecutive planner failures for one due slot before a failed iteration is written.",
+							NULL, &mana_ai_max_attempts, 3, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("mana_ai.timezone",
+							   "Time zone in which daily, weekly and cron cadences are evaluated.",
+							   NULL, &mana_ai_timezone, "UTC",
+							   PGC_SIGHUP, 0, check_timezone_name, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.audit_retention",
+							"Age after which decrypt_audit rows are deleted by the worker.",
+							NULL, &mana_ai_audit_retention, 90 * 24 * 60, 60, INT_MAX / 2,
+							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.tick_runs_retention",
+							"Age after which tick_runs rows are deleted by the worker.",
+							NULL, &mana_ai_tick_runs_retention, 14 * 24 * 60, 60, INT_MAX / 2,
+							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("mana_ai");
+}

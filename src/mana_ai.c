@@ -1,0 +1,31 @@
+/*
+ * mana_ai.c: library entry point.
+ *
+ * _PG_init defines the parameters (so the SQL surface works in any
+ * backend) and, only when loaded through shared_preload_libraries,
+ * requests shared memory and registers the background worker.  It must
+ * never do work of its own.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+
+#include "guc.h"
+#include "mana_ai.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	mana_ai_define_gucs();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	mana_ai_shmem_init();
+	mana_ai_worker_register();
+}

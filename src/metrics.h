@@ -1,0 +1,49 @@
+/*
+ * metrics.h: the counters and histograms of SPEC 10, in shared memory.
+ *
+ * Every call is a no-op when the library was not preloaded (no shared
+ * memory): SELECT mana_ai_tick() still works, it just is not counted.
+ */
+#ifndef MANA_AI_METRICS_H
+#define MANA_AI_METRICS_H
+
+#include "postgres.h"
+
+typedef enum ManaAiCounter
+{
+	MC_TICKS,
+	MC_PLANS_PRODUCED,
+	MC_PLANS_WRITTEN_BACK,
+	MC_PARSE_FAILURES,
+	MC_MISSION_ERRORS,
+	MC_SNAPSHOTS_NEW,
+	MC_SNAPSHOTS_UPDATED,
+	MC_SNAPSHOT_ROWS_APPLIED,
+	MC_NUM_COUNTERS
+} ManaAiCounter;
+
+typedef enum ManaAiLabeledCounter
+{
+	ML_DECRYPTS,				/* {table} */
+	ML_GRANT_SCOPE_VIOLATIONS,	/* {table} */
+	ML_GRANT_SKIPS,				/* {reason} */
+	ML_AGENT_DECISIONS,			/* {decision} */
+	ML_NUM_FAMILIES
+} ManaAiLabeledCounter;
+
+typedef enum ManaAiHistogram
+{
+	MH_TICK_DURATION,
+	MH_PLANNER_REQUEST_DURATION,
+	MH_NUM_HISTOGRAMS
+} ManaAiHistogram;
+
+extern Size mana_ai_metrics_shmem_size(void);
+extern void mana_ai_metrics_shmem_attach(bool init);
+
+extern void mana_ai_metric_inc(ManaAiCounter counter, uint64 n);
+extern void mana_ai_metric_inc_labeled(ManaAiLabeledCounter family,
+									   const char *label, uint64 n);
+extern void mana_ai_metric_observe(ManaAiHistogram histogram, double seconds);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * tick.h: one tick of the runner (SPEC 4), shared by the worker and
+ * SELECT mana_ai_tick().
+ */
+#ifndef MANA_AI_TICK_H
+#define MANA_AI_TICK_H
+
+#include "postgres.h"
+
+/*
+ * Run the worker's tick if one is due and return how long (ms) the worker
+ * may sleep before it should call again.  Called outside any transaction;
+ * returns outside any transaction.
+ */
+extern int	mana_ai_worker_tick_cycle(MemoryContext tick_context);
+
+#endif

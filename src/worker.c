@@ -1,0 +1,473 @@
+/*
+ * worker.c: the launcher and the tick worker.
+ *
+ * Design.  Two processes.  The launcher is a static background worker
+ * connected to no database (shared catalogs only), so it never blocks a
+ * DROP DATABASE.  It waits until mana_ai.database and mana_ai.role exist
+ * (logging once per state change, never exiting: no crash loop) and then
+ * starts the tick worker as a dynamic background worker, restarting it
+ * with a growing delay if it dies.  The tick worker connects to the
+ * database as the role, waits quietly until the extension is created,
+ * marks tick runs left unfinished by a crash as failed, and ticks every
+ * mana_ai.tick_interval on a latch.  Neither process ever holds a
+ * transaction across a sleep.
+ *
+ * Owns process start-up, signals, waiting and the worker's life cycle.
+ * Must never run a tick itself: tick.c does, the same code as
+ * SELECT mana_ai_tick().
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "mana_ai.h"
+#include "shmem.h"
+#include "tick.h"
+
+/* How often the launcher re-checks a missing database or role. */
+#define LAUNCHER_POLL_MS		5000
+/* How often the worker re-checks a missing extension. */
+#define EXTENSION_POLL_MS		2000
+/* Restart delay of a dead tick worker: doubles up to the cap. */
+#define RESTART_DELAY_MIN_MS	1000
+#define RESTART_DELAY_MAX_MS	60000
+/* A worker that lived this long resets the restart delay. */
+#define HEALTHY_LIFETIME_MS		30000
+
+typedef enum LauncherWait
+{
+	LW_NONE,
+	LW_NO_DATABASE,
+	LW_NO_ROLE,
+	LW_ROLE_CANNOT_LOGIN
+} LauncherWait;
+
+PGDLLEXPORT void mana_ai_launcher_main(Datum main_arg);
+PGDLLEXPORT void mana_ai_worker_main(Datum main_arg);
+
+static LauncherWait check_database_and_role(void);
+static bool database_exists(const char *name);
+static void log_launcher_wait(LauncherWait wait);
+static bool start_tick_worker(BackgroundWorkerHandle **handle);
+static bool extension_installed(void);
+static void mark_unfinished_ticks_failed(void);
+static void worker_shmem_exit(int code, Datum arg);
+static void on_drop_database(ObjectAccessType access, Oid classId, Oid objectId,
+							 int subId, void *arg);
+
+static object_access_hook_type prev_object_access_hook = NULL;
+
+void
+mana_ai_worker_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/* Not on a hot standby: the launcher starts once recovery is over. */
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "mana_ai");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "mana_ai_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "mana_ai launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "mana_ai launcher");
+	RegisterBackgroundWorker(&worker);
+
+	/* Every backend: a DROP DATABASE of the worker's database asks it to leave. */
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = on_drop_database;
+}
+
+/*
+ * DROP DATABASE waits a few seconds for other sessions to leave before it
+ * gives up; tell the tick worker to go so it never blocks the drop.  The
+ * launcher restarts it only once the database exists again.
+ */
+static void
+on_drop_database(ObjectAccessType access, Oid classId, Oid objectId,
+				 int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+
+	if (access == OAT_DROP && classId == DatabaseRelationId &&
+		mana_ai_shared != NULL && mana_ai_database != NULL &&
+		objectId == get_database_oid(mana_ai_database, true))
+	{
+		pid_t		pid;
+
+		LWLockAcquire(mana_ai_shared->lock, LW_SHARED);
+		pid = mana_ai_shared->worker_pid;
+		LWLockRelease(mana_ai_shared->lock);
+		pg_atomic_write_u32(&mana_ai_shared->leave_database, 1);
+		if (pid != 0)
+			kill(pid, SIGTERM);
+	}
+}
+
+/* ---------------------------------------------------------------- launcher */
+
+void
+mana_ai_launcher_main(Datum main_arg)
+{
+	BackgroundWorkerHandle *handle = NULL;
+	LauncherWait last_wait = LW_NONE;
+	int			restart_delay = RESTART_DELAY_MIN_MS;
+	TimestampTz worker_started = 0;
+	TimestampTz restart_not_before = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	/* Shared catalogs only: being in no database keeps every DROP DATABASE free. */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("mana_ai launcher");
+
+	LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
+	mana_ai_shared->launcher_pid = MyProcPid;
+	LWLockRelease(mana_ai_shared->lock);
+
+	ereport(LOG, (errmsg("mana_ai launcher started for database \"%s\"", mana_ai_database)));
+
+	for (;;)
+	{
+		int			timeout = LAUNCHER_POLL_MS;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (handle != NULL)
+		{
+			pid_t		pid;
+
+			if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+			{
+				TimestampTz now = GetCurrentTimestamp();
+
+				pfree(handle);
+				handle = NULL;
+				/* A worker that died young waits longer each time: no crash loop. */
+				if (TimestampDifferenceExceeds(worker_started, now, HEALTHY_LIFETIME_MS))
+					restart_delay = RESTART_DELAY_MIN_MS;
+				else
+					restart_delay = Min(restart_delay * 2, RESTART_DELAY_MAX_MS);
+				restart_not_before = TimestampTzPlusMilliseconds(now, restart_delay);
+				pg_atomic_write_u32(&mana_ai_shared->leave_database, 0);
+			}
+		}
+
+		if (handle == NULL)
+		{
+			LauncherWait wait = check_database_and_role();
+
+			if (wait != last_wait)
+				log_launcher_wait(wait);
+			last_wait = wait;
+
+			if (wait == LW_NONE)
+			{
+				TimestampTz now = GetCurrentTimestamp();
+
+				if (now >= restart_not_before)
+				{
+					if (start_tick_worker(&handle))
+						worker_started = now;
+					else
+						restart_not_before = TimestampTzPlusMilliseconds(now, restart_delay);
+				}
+				else
+				{
+					long		ms = TimestampDifferenceMilliseconds(now, restart_not_before);
+
+					timeout = (int) Min(ms + 1, (long) timeout);
+				}
+			}
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * Connected to no database, the launcher can scan pg_database only
+ * sequentially, as the autovacuum launcher does.
+ */
+static bool
+database_exists(const char *name)
+{
+	Relation	rel = table_open(DatabaseRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	HeapTuple	tuple;
+	bool		found = false;
+
+	while (!found && HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+
+		found = strcmp(NameStr(db->datname), name) == 0 && !database_is_invalid_form(db);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* Look the database and role up in the shared catalogs. */
+static LauncherWait
+check_database_and_role(void)
+{
+	LauncherWait result = LW_NONE;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (!database_exists(mana_ai_database))
+		result = LW_NO_DATABASE;
+	else if (mana_ai_role != NULL && mana_ai_role[0] != '\0')
+	{
+		HeapTuple	tuple = SearchSysCache1(AUTHNAME, CStringGetDatum(mana_ai_role));
+
+		if (!HeapTupleIsValid(tuple))
+			result = LW_NO_ROLE;
+		else
+		{
+			if (!((Form_pg_authid) GETSTRUCT(tuple))->rolcanlogin)
+				result = LW_ROLE_CANNOT_LOGIN;
+			ReleaseSysCache(tuple);
+		}
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return result;
+}
+
+/* One LOG line per change of what the launcher waits for. */
+static void
+log_launcher_wait(LauncherWait wait)
+{
+	switch (wait)
+	{
+		case LW_NONE:
+			ereport(LOG, (errmsg("mana_ai launcher: database \"%s\" is ready, starting the worker",
+								 mana_ai_database)));
+			break;
+		case LW_NO_DATABASE:
+			ereport(LOG, (errmsg("mana_ai launcher: database \"%s\" does not exist, waiting for it",
+								 mana_ai_database),
+						  errhint("Create the database or set mana_ai.database and restart the server.")));
+			break;
+		case LW_NO_ROLE:
+			ereport(LOG, (errmsg("mana_ai launcher: role \"%s\" does not exist, waiting for it",
+								 mana_ai_role),
+						  errhint("Create the role named by mana_ai.role.")));
+			break;
+		case LW_ROLE_CANNOT_LOGIN:
+			ereport(LOG, (errmsg("mana_ai launcher: role \"%s\" cannot log in, waiting",
+								 mana_ai_role),
+						  errhint("ALTER ROLE %s LOGIN;", mana_ai_role)));
+			break;
+	}
+}
+
+static bool
+start_tick_worker(BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+	pid_t		pid;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher decides */
+	worker.bgw_notify_pid = MyProcPid;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "mana_ai");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "mana_ai_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "mana_ai worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "mana_ai worker");
+
+	if (!RegisterDynamicBackgroundWorker(&worker, handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("mana_ai launcher could not start the worker"),
+				 errhint("Raise max_worker_processes.")));
+		*handle = NULL;
+		return false;
+	}
+	if (WaitForBackgroundWorkerStartup(*handle, &pid) != BGWH_STARTED)
+	{
+		pfree(*handle);
+		*handle = NULL;
+		return false;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ worker */
+
+void
+mana_ai_worker_main(Datum main_arg)
+{
+	const char *role = (mana_ai_role != NULL && mana_ai_role[0] != '\0') ? mana_ai_role : NULL;
+	bool		waiting_logged = false;
+	bool		recovered = false;
+	MemoryContext tick_context;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(mana_ai_database, role, 0);
+	pgstat_report_appname("mana_ai worker");
+
+	LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
+	mana_ai_shared->worker_pid = MyProcPid;
+	mana_ai_shared->worker_started_at = GetCurrentTimestamp();
+	LWLockRelease(mana_ai_shared->lock);
+	before_shmem_exit(worker_shmem_exit, (Datum) 0);
+
+	StartTransactionCommand();
+	ereport(LOG, (errmsg("mana_ai worker started in database \"%s\" as role \"%s\"",
+						 mana_ai_database, GetUserNameFromId(GetUserId(), false))));
+	CommitTransactionCommand();
+	if (role == NULL)
+		ereport(WARNING,
+				(errmsg("mana_ai worker runs as the bootstrap superuser, which bypasses row-level security"),
+				 errhint("Set mana_ai.role to a dedicated role without BYPASSRLS.")));
+
+	tick_context = AllocSetContextCreate(TopMemoryContext, "mana_ai tick",
+										 ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		int			timeout_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (pg_atomic_read_u32(&mana_ai_shared->leave_database) != 0)
+			proc_exit(0);
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (!extension_installed())
+		{
+			if (!waiting_logged)
+				ereport(LOG,
+						(errmsg("mana_ai worker: extension \"mana_ai\" is not installed in database \"%s\", waiting",
+								mana_ai_database),
+						 errhint("Run CREATE EXTENSION mana_ai; in that database.")));
+			waiting_logged = true;
+			recovered = false;
+			LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
+			mana_ai_shared->extension_missing = true;
+			LWLockRelease(mana_ai_shared->lock);
+			pgstat_report_activity(STATE_IDLE, "waiting for CREATE EXTENSION mana_ai");
+			timeout_ms = EXTENSION_POLL_MS;
+		}
+		else
+		{
+			if (waiting_logged)
+				ereport(LOG, (errmsg("mana_ai worker: extension \"mana_ai\" found, starting to tick")));
+			waiting_logged = false;
+			LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
+			mana_ai_shared->extension_missing = false;
+			LWLockRelease(mana_ai_shared->lock);
+
+			if (!recovered)
+			{
+				mark_unfinished_ticks_failed();
+				recovered = true;
+			}
+
+			timeout_ms = mana_ai_worker_tick_cycle(tick_context);
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+static void
+worker_shmem_exit(int code, Datum arg)
+{
+	LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
+	if (mana_ai_shared->worker_pid == MyProcPid)
+	{
+		mana_ai_shared->worker_pid = 0;
+		mana_ai_shared->next_tick_at = 0;
+	}
+	LWLockRelease(mana_ai_shared->lock);
+}
+
+static bool
+extension_installed(void)
+{
+	bool		found;
+
+	StartTransactionCommand();
+	found = OidIsValid(get_extension_oid("mana_ai", true));
+	CommitTransactionCommand();
+	return found;
+}
+
+/* Like pg_cron at start: runs a crash left open are failed, not running. */
+static void
+mark_unfinished_ticks_failed(void)
+{
+	int			ret;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "mana_ai: marking unfinished tick runs failed");
+	ret = SPI_execute("UPDATE mana_ai.tick_runs"
+					  "   SET status = 'failed', finished_at = clock_timestamp(),"
+					  "       errors = errors || '[\"server restarted\"]'::jsonb"
+					  " WHERE status = 'running'"
+					  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+					  "                    WHERE a.pid = tick_runs.backend_pid"
+					  "                      AND a.backend_start <= tick_runs.started_at)",
+					  false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "mana_ai: marking unfinished tick runs failed returned %d", ret);
+	if (SPI_processed > 0)
+		ereport(LOG, (errmsg("mana_ai worker marked %llu unfinished tick run(s) as failed",
+							 (unsigned long long) SPI_processed)));
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
