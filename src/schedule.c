@@ -12,12 +12,12 @@
  *    forward by the length of the gap, exactly as PostgreSQL itself reads
  *    such a local time: 02:30 on the night Europe/Berlin jumps from 02:00
  *    to 03:00 becomes 03:30 CEST.
- *  - A slot whose local time occurs twice (fall-back fold) fires at the
- *    first occurrence.  The second occurrence is used only when the first
- *    is not after from_ts (from_ts itself lies inside the repeated hour),
- *    so steps like "every 15 minutes" keep running through the repeated
- *    hour, while a daily slot fires once: the search always continues
- *    from the local time of the slot just taken.
+ *  - A slot whose local time occurs twice (fall-back fold) fires once, at
+ *    its first occurrence: the search continues from the local time of the
+ *    slot just taken, so the repeated hour is not re-run (a "*\/30" cron
+ *    goes 02:30 CEST -> 03:00 CET).  The second occurrence is used only
+ *    when from_ts itself lies in the repeated hour after the first one.
+ *  - Interval cadences are elapsed time and ignore the zone.
  */
 #include "postgres.h"
 
