@@ -9,3 +9,7 @@ GRANT USAGE ON SCHEMA mana_ai TO PUBLIC;
 
 -- The catalog of tools is not user data.
 GRANT SELECT ON mana_ai.tools TO PUBLIC;
+
+-- Cadence arithmetic reads no data.
+GRANT EXECUTE ON FUNCTION mana_ai.next_run_at(jsonb, timestamptz),
+                          mana_ai.next_run_at_in(jsonb, timestamptz, text) TO PUBLIC;
