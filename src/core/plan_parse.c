@@ -352,13 +352,14 @@ plan_parse(const char *answer, size_t len, const PlanTool *tools,
 	memset(out, 0, sizeof(*out));
 	out->step = -1;
 
-	if (answer == NULL)
-		len = 0;
+	/* The cap comes first: a caller may pass only the length of a huge answer. */
 	if (len > PLAN_PARSE_MAX_ANSWER)
 	{
 		fail(out, "answer-too-large", -1, "the answer exceeds 1 MiB");
 		return false;
 	}
+	if (answer == NULL)
+		len = 0;
 	switch (extract_json_text(answer ? answer : "", len, &text, &text_len))
 	{
 		case EXTRACT_NONE:

@@ -45,7 +45,8 @@ typedef struct PlanParseResult
 /*
  * Parse answer[0..len) against the tools (denied ones are rejected with
  * "tool-denied").  Fills *out; returns out->ok.  Free with
- * plan_parse_result_free.
+ * plan_parse_result_free.  answer may be NULL when len alone exceeds the
+ * cap (the caller need not load a huge answer to have it refused).
  */
 extern bool plan_parse(const char *answer, size_t len,
 					   const PlanTool *tools, size_t n_tools,
