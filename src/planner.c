@@ -1,0 +1,383 @@
+/*
+ * planner.c: PostgreSQL glue of the planner (SPEC 7).
+ *
+ * Owns reading the tool catalog (mana_ai.tools) through SPI, handing
+ * records to the Postgres-free prompt builder and parser in src/core, and
+ * the SQL functions parse_plan, parse_plan_for and render_prompt.  json-c
+ * allocates with malloc, so every json-c object lives in a Scratch that a
+ * PG_FINALLY releases whatever ereport happens in between.  Must never
+ * call the LLM, write a table, or build SQL from data.
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+/*
+ * PostgreSQL's fmgrprotos.h declares a SQL function json_object(), which
+ * clashes with json-c's typedef of the same name.  This file never calls
+ * the SQL one, so json-c's type is spelled jsonc_object here; the struct
+ * tag is the only thing renamed, and tags do not reach the linker.
+ */
+#define json_object jsonc_object
+#include "core/plan_parse.h"
+#include "core/policy.h"
+#include "core/prompt.h"
+#include "inputs.h"
+#include "planner.h"
+
+/* Records from jsonb nest far less; this only bounds json-c's stack. */
+#define RECORD_MAX_DEPTH 512
+
+/* One row of mana_ai.tools, palloc'd. */
+typedef struct CatalogTool
+{
+	char	   *name;
+	char	   *module;
+	char	   *description;
+	char	   *parameters;		/* jsonb as text */
+} CatalogTool;
+
+/* Every malloc'd json-c resource of one call, freed in PG_FINALLY. */
+typedef struct Scratch
+{
+	json_object *mission;
+	json_object *agent;
+	json_object *inputs;
+	json_object **params;
+	int			n_params;
+	PromptResult prompt;
+	PlanParseResult parse;
+	json_object *out;
+	char	   *text;
+} Scratch;
+
+static CatalogTool *load_catalog(int *n_tools);
+static json_object *jsonb_to_jsonc(Jsonb *jb, const char *what);
+static void scratch_free(Scratch *s);
+static Jsonb *jsonc_to_jsonb(json_object *obj);
+static PlannerPrompt render(Jsonb *mission, Jsonb *agent, List *resolved,
+							Jsonb *inputs_json, Scratch *s);
+static PromptInput *inputs_from_json(Scratch *s, int *n);
+static Jsonb *parse_against_catalog(const char *answer, size_t len,
+									Jsonb *agent, Scratch *s);
+
+/* The catalog ordered by name (bytewise), so prompts are deterministic. */
+static CatalogTool *
+load_catalog(int *n_tools)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext spi;
+	CatalogTool *tools;
+	int			ret;
+
+	SPI_connect();
+	ret = SPI_execute("SELECT name, module, description, parameters::text "
+					  "FROM mana_ai.tools ORDER BY name COLLATE \"C\"",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute on mana_ai.tools failed: %s",
+			 SPI_result_code_string(ret));
+
+	spi = MemoryContextSwitchTo(caller);
+	tools = palloc0(sizeof(CatalogTool) * (SPI_processed + 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		tools[i].name = SPI_getvalue(row, desc, 1);
+		tools[i].module = SPI_getvalue(row, desc, 2);
+		tools[i].description = SPI_getvalue(row, desc, 3);
+		tools[i].parameters = SPI_getvalue(row, desc, 4);
+	}
+	*n_tools = (int) SPI_processed;
+	MemoryContextSwitchTo(spi);
+	SPI_finish();
+	return tools;
+}
+
+/* A jsonb as a json-c tree (NULL for JSON null). */
+static json_object *
+jsonb_to_jsonc(Jsonb *jb, const char *what)
+{
+	char	   *text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	json_tokener *tok = json_tokener_new_ex(RECORD_MAX_DEPTH);
+	json_object *obj;
+	enum json_tokener_error err;
+
+	if (tok == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	obj = json_tokener_parse_ex(tok, text, (int) strlen(text));
+	err = json_tokener_get_error(tok);
+	json_tokener_free(tok);
+	pfree(text);
+	if (err != json_tokener_success)
+	{
+		json_object_put(obj);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s cannot be read as JSON: %s", what,
+						json_tokener_error_desc(err)),
+				 errhint("Records nest at most %d levels deep.", RECORD_MAX_DEPTH)));
+	}
+	return obj;
+}
+
+static void
+scratch_free(Scratch *s)
+{
+	json_object_put(s->mission);
+	json_object_put(s->agent);
+	json_object_put(s->inputs);
+	for (int i = 0; i < s->n_params; i++)
+		json_object_put(s->params[i]);
+	prompt_result_free(&s->prompt);
+	plan_parse_result_free(&s->parse);
+	json_object_put(s->out);
+	free(s->text);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Serialize with json-c and read back through jsonb_in. */
+static Jsonb *
+jsonc_to_jsonb(json_object *obj)
+{
+	const char *text = json_object_to_json_string_ext(obj,
+													  JSON_C_TO_STRING_PLAIN |
+													  JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}
+
+/* inputs as JSON: [{module, table, title, content}, ...]; pointers into s. */
+static PromptInput *
+inputs_from_json(Scratch *s, int *n)
+{
+	PromptInput *in;
+	size_t		count;
+
+	*n = 0;
+	if (s->inputs == NULL)
+		return NULL;
+	if (!json_object_is_type(s->inputs, json_type_array))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("inputs must be a JSON array"),
+				 errhint("Pass [{\"module\": ..., \"table\": ..., \"title\": ..., \"content\": ...}].")));
+	count = json_object_array_length(s->inputs);
+	in = palloc0(sizeof(PromptInput) * (count + 1));
+	for (size_t i = 0; i < count; i++)
+	{
+		json_object *e = json_object_array_get_idx(s->inputs, i);
+		json_object *v;
+
+		if (!json_object_is_type(e, json_type_object))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("inputs[%zu] must be a JSON object", i)));
+		if (json_object_object_get_ex(e, "module", &v) && v)
+			in[i].module = json_object_get_string(v);
+		if (json_object_object_get_ex(e, "table", &v) && v)
+			in[i].table = json_object_get_string(v);
+		if (json_object_object_get_ex(e, "title", &v) && v)
+			in[i].title = json_object_get_string(v);
+		if (json_object_object_get_ex(e, "content", &v) && v)
+			in[i].content = json_object_get_string(v);
+	}
+	*n = (int) count;
+	return in;
+}
+
+/* Build the prompt; resolved (List of ResolvedInput *) or inputs_json. */
+static PlannerPrompt
+render(Jsonb *mission, Jsonb *agent, List *resolved, Jsonb *inputs_json,
+	   Scratch *s)
+{
+	int			n_tools;
+	CatalogTool *catalog = load_catalog(&n_tools);
+	PromptTool *tools = palloc0(sizeof(PromptTool) * (n_tools + 1));
+	PromptInput *in = NULL;
+	int			n_in = 0;
+	PlannerPrompt result;
+	ListCell   *lc;
+
+	s->mission = jsonb_to_jsonc(mission, "mission");
+	if (agent != NULL)
+		s->agent = jsonb_to_jsonc(agent, "agent");
+	if (inputs_json != NULL)
+	{
+		s->inputs = jsonb_to_jsonc(inputs_json, "inputs");
+		in = inputs_from_json(s, &n_in);
+	}
+	else if (resolved != NIL)
+	{
+		in = palloc0(sizeof(PromptInput) * list_length(resolved));
+		foreach(lc, resolved)
+		{
+			ResolvedInput *r = (ResolvedInput *) lfirst(lc);
+
+			in[n_in].module = r->module;
+			in[n_in].table = r->table;
+			in[n_in].title = r->title;
+			in[n_in].content = r->content;
+			n_in++;
+		}
+	}
+
+	s->params = palloc0(sizeof(json_object *) * (n_tools + 1));
+	for (int i = 0; i < n_tools; i++)
+	{
+		/* validated on write (50_planner.sql); unreadable shows no params */
+		s->params[i] = json_tokener_parse(catalog[i].parameters);
+		s->n_params = i + 1;
+		tools[i].name = catalog[i].name;
+		tools[i].module = catalog[i].module;
+		tools[i].description = catalog[i].description;
+		tools[i].parameters = s->params[i];
+	}
+
+	if (!prompt_build(s->mission, s->agent, in, n_in, tools, n_tools, &s->prompt))
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Building the planner prompt failed.")));
+	result.system = pstrdup(s->prompt.system);
+	result.user = pstrdup(s->prompt.user);
+	return result;
+}
+
+PlannerPrompt
+mana_ai_render_prompt(Jsonb *mission, Jsonb *agent, List *inputs)
+{
+	Scratch    *s = palloc0(sizeof(Scratch));
+	PlannerPrompt *result = palloc(sizeof(PlannerPrompt));
+
+	PG_TRY();
+	{
+		*result = render(mission, agent, inputs, NULL, s);
+	}
+	PG_FINALLY();
+	{
+		scratch_free(s);
+	}
+	PG_END_TRY();
+	return *result;
+}
+
+/* Parse against the catalog with each tool's policy decision. */
+static Jsonb *
+parse_against_catalog(const char *answer, size_t len, Jsonb *agent, Scratch *s)
+{
+	int			n_tools;
+	CatalogTool *catalog = load_catalog(&n_tools);
+	PlanTool   *tools = palloc0(sizeof(PlanTool) * (n_tools + 1));
+
+	if (agent != NULL)
+		s->agent = jsonb_to_jsonc(agent, "agent");
+	for (int i = 0; i < n_tools; i++)
+	{
+		tools[i].name = catalog[i].name;
+		tools[i].denied = policy_denies(s->agent, catalog[i].name,
+										catalog[i].module);
+	}
+	plan_parse(answer, len, tools, n_tools, &s->parse);
+	s->text = plan_parse_result_json(&s->parse);
+	if (s->text == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s->text)));
+}
+
+Jsonb *
+mana_ai_parse_plan_len(const char *answer, size_t len, Jsonb *agent)
+{
+	Scratch    *s = palloc0(sizeof(Scratch));
+	Jsonb	   *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = parse_against_catalog(answer, len, agent, s);
+	}
+	PG_FINALLY();
+	{
+		scratch_free(s);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+Jsonb *
+mana_ai_parse_plan_for(const char *answer, Jsonb *agent)
+{
+	return mana_ai_parse_plan_len(answer, answer ? strlen(answer) : 0, agent);
+}
+
+/*
+ * An answer over the cap is refused from its stored size, before it is
+ * detoasted: a 10 MB argument costs nothing.
+ */
+static Jsonb *
+parse_text_arg(FunctionCallInfo fcinfo, Jsonb *agent)
+{
+	Size		raw = toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ;
+	text	   *answer;
+
+	if (raw > PLAN_PARSE_MAX_ANSWER)
+		return mana_ai_parse_plan_len(NULL, raw, agent);
+	answer = PG_GETARG_TEXT_PP(0);
+	return mana_ai_parse_plan_len(VARDATA_ANY(answer), VARSIZE_ANY_EXHDR(answer), agent);
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_parse_plan);
+Datum
+mana_ai_parse_plan(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(parse_text_arg(fcinfo, NULL));
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_parse_plan_for_agent);
+Datum
+mana_ai_parse_plan_for_agent(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(parse_text_arg(fcinfo,
+									 PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1)));
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_render_prompt_sql);
+Datum
+mana_ai_render_prompt_sql(PG_FUNCTION_ARGS)
+{
+	Scratch    *s;
+	PlannerPrompt prompt;
+	Jsonb	   *volatile result = NULL;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = palloc0(sizeof(Scratch));
+	PG_TRY();
+	{
+		prompt = render(PG_GETARG_JSONB_P(0),
+						PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
+						NIL,
+						PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), s);
+		s->out = json_object_new_object();
+		json_object_object_add(s->out, "system", json_object_new_string(prompt.system));
+		json_object_object_add(s->out, "user", json_object_new_string(prompt.user));
+		result = jsonc_to_jsonb(s->out);
+	}
+	PG_FINALLY();
+	{
+		scratch_free(s);
+	}
+	PG_END_TRY();
+	PG_RETURN_JSONB_P(result);
+}

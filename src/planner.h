@@ -1,0 +1,43 @@
+/*
+ * planner.h: the planner's PostgreSQL side (SPEC 7): prompt and strict
+ * parse against the tool catalog in mana_ai.tools.
+ *
+ * Both calls run inside a transaction, do their own SPI to read the
+ * catalog (nesting inside a caller's SPI connection is fine) and return
+ * palloc'd results in the caller's memory context.  Neither calls the LLM.
+ */
+#ifndef MANA_AI_PLANNER_H
+#define MANA_AI_PLANNER_H
+
+#include "postgres.h"
+
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+typedef struct PlannerPrompt
+{
+	char	   *system;
+	char	   *user;
+} PlannerPrompt;
+
+/*
+ * The SPEC 7.3 prompt for a merged mission record.  agent may be NULL
+ * (legacy mission: no <agent_context>, every tool); inputs is a List of
+ * ResolvedInput * (src/inputs.h), NIL for none.
+ */
+extern PlannerPrompt mana_ai_render_prompt(Jsonb *mission, Jsonb *agent,
+										   List *inputs);
+
+/*
+ * Strict parse (SPEC 7.4) against the catalog filtered by the agent's
+ * policy (agent NULL = all tools).  Returns jsonb
+ * {"ok":true,"plan":{summary, steps}} or
+ * {"ok":false,"reason":..., "step":n (when a step is at fault), "detail":...}.
+ */
+extern Jsonb *mana_ai_parse_plan_for(const char *answer, Jsonb *agent);
+
+/* The same for a counted buffer (need not be NUL-terminated). */
+extern Jsonb *mana_ai_parse_plan_len(const char *answer, size_t len,
+									 Jsonb *agent);
+
+#endif
