@@ -71,6 +71,7 @@ class State:
             "retry_after": args.retry_after,
             "redirect_to": args.redirect_to,
             "huge_bytes": 20 * 1024 * 1024,
+            "huge_no_length": False,    # True: no Content-Length, close at end
             "content": None,     # None: the default plan in a ```json block
         }
         self.reset()
@@ -277,7 +278,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_raw(302, b"", "text/plain",
                           [("Location", opts["redirect_to"])])
         elif mode == "huge":
-            self.send_huge(opts["huge_bytes"])
+            self.send_huge(opts["huge_bytes"], not opts["huge_no_length"])
         else:
             content = opts["content"]
             if mode == "no-plan":
@@ -293,10 +294,13 @@ class Handler(BaseHTTPRequestHandler):
                 "usage": {"total_tokens": opts["total_tokens"]},
             })
 
-    def send_huge(self, size):
+    def send_huge(self, size, with_length):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(size))
+        if with_length:
+            self.send_header("Content-Length", str(size))
+        else:
+            self.send_header("Connection", "close")
         self.end_headers()
         chunk = b" " * 65536
         sent = 0
