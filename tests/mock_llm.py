@@ -101,6 +101,8 @@ def user_message(body):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True   # else headers + body cost a 40 ms delayed ACK
+    wbufsize = 1 << 16               # one write per answer (flushed after each request)
     server_version = "mock-llm/1"
 
     def log_message(self, fmt, *args):
