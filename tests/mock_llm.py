@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import socket
 import sys
 import threading
@@ -252,8 +253,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self, mode, opts):
         if mode == "hang":
-            # Read, then hold the connection open until shutdown.
-            self.server.state.stop.wait()
+            # Read, then never answer; notice when the client gives up, so
+            # /__stats in_flight shows whether it really closed the socket.
+            while not self.server.state.stop.is_set():
+                ready, _, _ = select.select([self.connection], [], [], 0.05)
+                try:
+                    if ready and not self.connection.recv(1, socket.MSG_PEEK):
+                        break
+                except OSError:
+                    break
             self.close_connection = True
             return
         if mode == "down":

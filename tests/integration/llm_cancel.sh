@@ -71,6 +71,9 @@ start_hanging_call() {
     bg_pid=$!
     wait_until "4 calls in flight" 10 in_flight_at_least 4
 }
+in_flight_is() {
+    mock /__stats | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["in_flight"] == int(sys.argv[1]) else 1)' "$1"
+}
 in_flight_at_least() {
     mock /__stats | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["in_flight"] >= int(sys.argv[1]) else 1)' "$1"
 }
@@ -94,7 +97,8 @@ secs=$(wait_session_gone "$t0")
 grep -q "canceling statement due to user request" "$tmp/llm_cancel.out" \
     || fail "cancel: unexpected output: $(cat "$tmp/llm_cancel.out")"
 lt "$secs" 2 || fail "cancel took $secs s"
-pass "query cancel aborts 4 hanging calls in $secs s"
+wait_until "the backend to close its 4 connections" 2 in_flight_is 0
+pass "query cancel aborts 4 hanging calls in $secs s, connections closed"
 
 # 3. SIGTERM (pg_terminate_backend) while four calls hang.
 start_hanging_call llm_terminate
@@ -104,6 +108,7 @@ secs=$(wait_session_gone "$t0")
 grep -q "terminating connection due to administrator command" "$tmp/llm_terminate.out" \
     || fail "terminate: unexpected output: $(cat "$tmp/llm_terminate.out")"
 lt "$secs" 2 || fail "terminate took $secs s"
+wait_until "the backend's connections to close" 2 in_flight_is 0
 pass "pg_terminate_backend ends the session in $secs s"
 
 # 4. The deadline bounds a call that is never answered.

@@ -489,6 +489,7 @@ test_bearer(void)
 }
 
 static double abort_at;
+static int	in_flight_at_abort = -1;
 
 static bool
 abort_after_deadline(void *arg)
@@ -496,7 +497,10 @@ abort_after_deadline(void *arg)
 	int		   *polls = arg;
 
 	(*polls)++;
-	return now_s() >= abort_at;
+	if (now_s() < abort_at)
+		return false;
+	in_flight_at_abort = mock_stat("in_flight");
+	return true;
 }
 
 static void
@@ -524,6 +528,13 @@ test_abort(void)
 	ok(elapsed < 1.5, "abort honoured within a second (%.3f s after start, abort at 0.5)", elapsed);
 	ok(polls >= 4, "abort callback polled often (%d times in %.2f s)", polls, elapsed);
 	free_requests(r, 12);
+	t0 = now_s();
+	while (mock_stat("in_flight") != 0 && now_s() - t0 < 2)
+		usleep(20000);
+	ok(in_flight_at_abort == 8, "8 calls were hanging in the mock at abort time (%d)",
+	   in_flight_at_abort);
+	ok(mock_stat("in_flight") == 0, "the aborted connections are closed (mock in_flight 0 after %.2f s)",
+	   now_s() - t0);
 
 	/* The mock still answers: aborted connections did not wedge it. */
 	r = make_requests(1, "x");
