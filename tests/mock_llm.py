@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""mock_llm.py: an OpenAI-compatible chat-completions server for loopback tests.
+
+Owns nothing but its own socket: binds 127.0.0.1 only, never prints a
+request's headers or body (a bearer key may be in them), and stops by itself
+(--max-lifetime, or as soon as the process that started it is gone).
+
+  POST /v1/chat/completions   answers per the current mode (below)
+  POST /__control             JSON body changes options at run time, e.g.
+                              {"mode": "fail-n-then-ok", "fail_n": 2}
+  GET  /__requests            JSON list of received requests (capped):
+                              {path, headers, body, mode, status}
+  GET  /__stats               counters: requests, by_mode, by_status,
+                              in_flight, max_in_flight, options
+  POST /__reset               clears requests, stats and per-message counters
+                              (options stay; POST /__control to change them)
+
+Modes: ok | error500 | fail-n-then-ok (fail_n answers with fail_status,
+default 500, then ok) | 429 (Retry-After: retry_after) | 429-n-then-ok |
+garbage (non-JSON body) | malformed (JSON without choices) | no-plan (content
+not a plan) | hang (read the request, never answer) | huge (a 20 MB body) |
+redirect (302 to redirect_to, default ftp://127.0.0.1/plan) | down (close the
+connection without answering).
+
+Per-request override: a user message containing "[mock:MODE]" (or
+"[mock:MODE:N]" for the *-n-then-ok modes, counted per distinct user
+message) uses that mode for that request only; "[mock:latency:MS]" sets the
+latency for that request.  So one mission of a tick can fail while the
+others succeed.
+
+The port is printed as the first line on stdout (or written to --port-file).
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import select
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODES = ("ok", "error500", "fail-n-then-ok", "429", "429-n-then-ok", "garbage",
+         "malformed", "no-plan", "hang", "huge", "redirect", "down")
+MARKER = re.compile(r"\[mock:([a-z0-9-]+)(?::(\d+))?\]")
+MAX_RECORDED = 2000
+MAX_BODY = 4 * 1024 * 1024
+
+DEFAULT_PLAN = {
+    "summary": "Eine Aufgabe für die Mission anlegen",
+    "steps": [{
+        "summary": "Aufgabe anlegen",
+        "toolName": "create_task",
+        "params": {"title": "Nächsten Schritt der Mission erledigen"},
+        "rationale": "Die Mission braucht einen konkreten nächsten Schritt.",
+    }],
+}
+
+
+class State:
+    def __init__(self, args):
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.options = {
+            "mode": args.mode,
+            "latency_ms": args.latency,
+            "total_tokens": args.total_tokens,
+            "fail_n": args.fail_n,
+            "fail_status": 500,
+            "retry_after": args.retry_after,
+            "redirect_to": args.redirect_to,
+            "huge_bytes": 20 * 1024 * 1024,
+            "huge_no_length": False,    # True: no Content-Length, close at end
+            "content": None,     # None: the default plan in a ```json block
+        }
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.requests = []
+            self.stats = {"requests": 0, "by_mode": {}, "by_status": {},
+                          "in_flight": 0, "max_in_flight": 0}
+            self.failures_left = {}     # per user message, for *-n-then-ok
+            self.global_failures = 0    # answered failures in global mode
+
+    def snapshot_options(self):
+        with self.lock:
+            return dict(self.options)
+
+
+def user_message(body):
+    try:
+        for m in body.get("messages", []):
+            if m.get("role") == "user" and isinstance(m.get("content"), str):
+                return m["content"]
+    except AttributeError:
+        pass
+    return ""
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True   # else headers + body cost a 40 ms delayed ACK
+    wbufsize = 1 << 16               # one write per answer (flushed after each request)
+    server_version = "mock-llm/1"
+
+    def log_message(self, fmt, *args):
+        pass    # never print requests: headers may hold a bearer key
+
+    # ---- helpers -------------------------------------------------------
+    def send_json(self, status, obj, extra_headers=()):
+        self.send_raw(status, json.dumps(obj).encode(), "application/json",
+                      extra_headers)
+
+    def send_raw(self, status, data, ctype, extra_headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in extra_headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n < 0 or n > MAX_BODY:
+            raise ValueError("body too large")
+        return self.rfile.read(n) if n else b""
+
+    # ---- routes --------------------------------------------------------
+    def do_GET(self):
+        st = self.server.state
+        if self.path == "/__requests":
+            with st.lock:
+                data = list(st.requests)
+            self.send_json(200, data)
+        elif self.path == "/__stats":
+            with st.lock:
+                data = json.loads(json.dumps(st.stats))
+                data["options"] = dict(st.options)
+            self.send_json(200, data)
+        else:
+            self.send_json(404, {"error": "not found"})
+
+    def do_POST(self):
+        st = self.server.state
+        try:
+            raw = self.read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return
+        if self.path == "/__reset":
+            st.reset()
+            self.send_json(200, {"ok": True})
+        elif self.path == "/__control":
+            self.control(raw)
+        elif self.path == "/v1/chat/completions":
+            with st.lock:
+                st.stats["in_flight"] += 1
+                st.stats["max_in_flight"] = max(st.stats["max_in_flight"],
+                                                st.stats["in_flight"])
+            try:
+                self.chat(raw)
+            finally:
+                with st.lock:
+                    st.stats["in_flight"] -= 1
+        else:
+            self.send_json(404, {"error": "not found"})
+
+    def control(self, raw):
+        st = self.server.state
+        try:
+            req = json.loads(raw or b"{}")
+            if not isinstance(req, dict):
+                raise ValueError("control body must be an object")
+            if "mode" in req and req["mode"] not in MODES:
+                raise ValueError("unknown mode")
+            unknown = set(req) - set(st.options)
+            if unknown:
+                raise ValueError("unknown option(s): " + ", ".join(sorted(unknown)))
+        except ValueError as e:
+            self.send_json(400, {"error": str(e)})
+            return
+        with st.lock:
+            st.options.update(req)
+            st.global_failures = 0
+            opts = dict(st.options)
+        self.send_json(200, opts)
+
+    def chat(self, raw):
+        st = self.server.state
+        opts = st.snapshot_options()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        user = user_message(body) if isinstance(body, dict) else ""
+        mode, n = opts["mode"], opts["fail_n"]
+        latency = opts["latency_ms"]
+        per_request = False
+        for m in MARKER.finditer(user):
+            if m.group(1) == "latency" and m.group(2):
+                latency = int(m.group(2))
+            elif m.group(1) in MODES:
+                mode, per_request = m.group(1), True
+                if m.group(2):
+                    n = int(m.group(2))
+
+        effective = self.resolve_n_then_ok(mode, n, user, per_request)
+        if effective == "fail":
+            effective = "429" if mode == "429-n-then-ok" else "fail"
+        status = {"ok": 200, "no-plan": 200, "garbage": 200, "malformed": 200,
+                  "huge": 200, "error500": 500, "429": 429, "redirect": 302,
+                  "fail": opts["fail_status"]}.get(effective, 0)
+        self.record(raw, body, mode, status)
+
+        if latency > 0:
+            st.stop.wait(latency / 1000.0)
+        self.answer(effective, opts)
+
+    def resolve_n_then_ok(self, mode, n, user, per_request):
+        """Map fail-n-then-ok / 429-n-then-ok to 'fail' or 'ok' for this request."""
+        if mode not in ("fail-n-then-ok", "429-n-then-ok"):
+            return mode
+        st = self.server.state
+        with st.lock:
+            if per_request:
+                key = hashlib.sha256(user.encode()).hexdigest()
+                used = st.failures_left.get(key, 0)
+                st.failures_left[key] = used + 1
+            else:
+                used = st.global_failures
+                st.global_failures += 1
+        return "fail" if used < n else "ok"
+
+    def record(self, raw, body, mode, status):
+        st = self.server.state
+        with st.lock:
+            st.stats["requests"] += 1
+            st.stats["by_mode"][mode] = st.stats["by_mode"].get(mode, 0) + 1
+            k = str(status)
+            st.stats["by_status"][k] = st.stats["by_status"].get(k, 0) + 1
+            if len(st.requests) < MAX_RECORDED:
+                st.requests.append({
+                    "path": self.path,
+                    "headers": {k: v for k, v in self.headers.items()},
+                    "body": body if body is not None else raw[:4096].decode("utf-8", "replace"),
+                    "mode": mode,
+                    "status": status,
+                })
+
+    def answer(self, mode, opts):
+        if mode == "hang":
+            # Read, then never answer; notice when the client gives up, so
+            # /__stats in_flight shows whether it really closed the socket.
+            while not self.server.state.stop.is_set():
+                ready, _, _ = select.select([self.connection], [], [], 0.05)
+                try:
+                    if ready and not self.connection.recv(1, socket.MSG_PEEK):
+                        break
+                except OSError:
+                    break
+            self.close_connection = True
+            return
+        if mode == "down":
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if mode == "error500":
+            self.send_json(500, {"error": {"message": "mock internal error"}})
+        elif mode == "fail":
+            status = opts["fail_status"]
+            hdrs = [("Retry-After", str(opts["retry_after"]))] if status == 429 else []
+            self.send_json(status, {"error": {"message": "mock failure"}}, hdrs)
+        elif mode == "429":
+            self.send_json(429, {"error": {"message": "rate limited"}},
+                           [("Retry-After", str(opts["retry_after"]))])
+        elif mode == "garbage":
+            self.send_raw(200, b"<html>this is not json</html>", "text/html")
+        elif mode == "malformed":
+            self.send_json(200, {"id": "mock", "object": "chat.completion"})
+        elif mode == "redirect":
+            self.send_raw(302, b"", "text/plain",
+                          [("Location", opts["redirect_to"])])
+        elif mode == "huge":
+            self.send_huge(opts["huge_bytes"], not opts["huge_no_length"])
+        else:
+            content = opts["content"]
+            if mode == "no-plan":
+                content = "Ich kann dazu leider keinen Plan machen."
+            elif content is None:
+                content = ("Hier ist der Plan:\n```json\n"
+                           + json.dumps(DEFAULT_PLAN, ensure_ascii=False, indent=2)
+                           + "\n```\n")
+            self.send_json(200, {
+                "id": "chatcmpl-mock", "object": "chat.completion",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content}}],
+                "usage": {"total_tokens": opts["total_tokens"]},
+            })
+
+    def send_huge(self, size, with_length):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if with_length:
+            self.send_header("Content-Length", str(size))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        chunk = b" " * 65536
+        sent = 0
+        try:
+            while sent < size:
+                part = chunk[:min(len(chunk), size - sent)]
+                self.wfile.write(part)
+                sent += len(part)
+        except OSError:
+            pass    # the client hung up, as it should
+        self.close_connection = True
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+
+def watchdog(state, max_lifetime, parent):
+    deadline = time.monotonic() + max_lifetime
+    while not state.stop.is_set():
+        if time.monotonic() > deadline or os.getppid() != parent:
+            os._exit(0)
+        time.sleep(0.2)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=0, help="0: let the kernel pick")
+    ap.add_argument("--port-file", help="write the port here (atomically)")
+    ap.add_argument("--mode", choices=MODES, default="ok")
+    ap.add_argument("--latency", type=int, default=0, help="milliseconds per answer")
+    ap.add_argument("--total-tokens", type=int, default=42)
+    ap.add_argument("--fail-n", type=int, default=1)
+    ap.add_argument("--retry-after", type=int, default=1, help="seconds, for 429")
+    ap.add_argument("--redirect-to", default="ftp://127.0.0.1/plan")
+    ap.add_argument("--max-lifetime", type=float, default=600)
+    args = ap.parse_args()
+
+    state = State(args)
+    srv = Server(("127.0.0.1", args.port), Handler)
+    srv.state = state
+    port = srv.server_address[1]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.rename(tmp, args.port_file)
+    print(port, flush=True)
+
+    threading.Thread(target=watchdog, args=(state, args.max_lifetime, os.getppid()),
+                     daemon=True).start()
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        state.stop.set()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
