@@ -9,3 +9,4 @@ GRANT USAGE ON SCHEMA mana_ai TO PUBLIC;
 
 -- The catalog of tools is not user data.
 GRANT SELECT ON mana_ai.tools TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mana_ai.read_decrypt_audit(text, int) TO PUBLIC;

@@ -15,6 +15,7 @@
 #include <openssl/rsa.h>
 
 #include "enc1.h"
+#include "json_strict.h"
 #include "iso8601.h"
 
 /* A grant names a handful of records; cap what we are willing to copy. */

@@ -12,7 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <json-c/json.h>
 #include <openssl/evp.h>
 
 #define GRANT_MDK_LEN 32
@@ -63,11 +62,5 @@ extern bool grant_allows(const MissionGrant *grant, const char *table,
 
 /* The contract string of SPEC 5.1: "ok", "not-configured", ... */
 extern const char *grant_outcome_name(GrantOutcome outcome);
-
-/*
- * json-c parse that accepts exactly one JSON value spanning all len bytes
- * (no trailing garbage, no embedded NUL).  NULL otherwise.
- */
-extern json_object *mana_json_parse_strict(const char *text, size_t len);
 
 #endif

@@ -17,7 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
-#include "grant.h"
+#include "json_strict.h"
 
 #define INFO_PREFIX "mana-ai-mission-grant:v1:"
 
