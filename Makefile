@@ -22,7 +22,7 @@ INSTALL_PARTS  = $(sort $(wildcard sql/install/*.sql))
 DATA_built  = $(MANA_INSTALL_SQL)
 DATA        = $(filter-out $(MANA_INSTALL_SQL),$(wildcard sql/$(EXTENSION)--*--*.sql))
 REGRESS     = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --dbname=mana_regress
+REGRESS_OPTS = --inputdir=.
 
 JSONC_CFLAGS := $(shell pkg-config --cflags json-c 2>/dev/null)
 # Development builds fail on any warning; packagers may pass WERROR=.

@@ -33,7 +33,7 @@ mana_ai_decrypt_audit_guard(PG_FUNCTION_ARGS)
 				 errmsg("mana_ai.decrypt_audit_guard() must be called as a trigger")));
 
 	if (retention_in_progress && TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		return PointerGetDatum(trigdata->tg_trigtuple);
+		return PointerGetDatum(NULL);	/* statement trigger: result ignored */
 
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

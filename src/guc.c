@@ -10,6 +10,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/guc.h"
 
@@ -66,15 +67,24 @@ check_llm_url(char **newval, void **extra, GucSource source)
 void
 mana_ai_define_gucs(void)
 {
+	/*
+	 * database and role are fixed at server start when preloaded.  Loaded
+	 * later (SQL surface only) PostgreSQL refuses new PGC_POSTMASTER
+	 * parameters; they are then PGC_SIGHUP, still out of any session's
+	 * reach and without effect, as there is no worker.
+	 */
+	GucContext	start_context = process_shared_preload_libraries_in_progress ?
+		PGC_POSTMASTER : PGC_SIGHUP;
+
 	DefineCustomStringVariable("mana_ai.database",
 							   "Database the mana_ai worker ticks in.",
 							   NULL, &mana_ai_database, "mana_sync",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   start_context, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("mana_ai.role",
 							   "Role the mana_ai worker connects as (empty: bootstrap superuser).",
 							   "Production names a dedicated role without BYPASSRLS.",
 							   &mana_ai_role, "",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   start_context, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("mana_ai.enabled",
 							 "Whether the worker runs its own ticks.",
 							 "SELECT mana_ai_tick() works either way.",

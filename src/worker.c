@@ -59,6 +59,16 @@
 /* A worker that lived this long resets the restart delay. */
 #define HEALTHY_LIFETIME_MS		30000
 
+/* How long the worker waits after an ERROR before it tries again. */
+#define ERROR_RETRY_MS			10000
+
+typedef struct WorkerState
+{
+	bool		waiting_logged; /* "extension missing" said once */
+	bool		recovered;		/* unfinished tick runs marked failed */
+	char		last_error[256];	/* the last ERROR reported, said once */
+} WorkerState;
+
 typedef enum LauncherWait
 {
 	LW_NONE,
@@ -77,6 +87,8 @@ static bool start_tick_worker(BackgroundWorkerHandle **handle);
 static bool extension_installed(void);
 static void mark_unfinished_ticks_failed(void);
 static void worker_shmem_exit(int code, Datum arg);
+static int	worker_cycle(MemoryContext tick_context, WorkerState *state);
+static int	worker_cycle_body(MemoryContext tick_context, WorkerState *state);
 static void on_drop_database(ObjectAccessType access, Oid classId, Oid objectId,
 							 int subId, void *arg);
 
@@ -339,8 +351,7 @@ void
 mana_ai_worker_main(Datum main_arg)
 {
 	const char *role = (mana_ai_role != NULL && mana_ai_role[0] != '\0') ? mana_ai_role : NULL;
-	bool		waiting_logged = false;
-	bool		recovered = false;
+	WorkerState state = {false, false, ""};
 	MemoryContext tick_context;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -381,43 +392,95 @@ mana_ai_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		if (!extension_installed())
-		{
-			if (!waiting_logged)
-				ereport(LOG,
-						(errmsg("mana_ai worker: extension \"mana_ai\" is not installed in database \"%s\", waiting",
-								mana_ai_database),
-						 errhint("Run CREATE EXTENSION mana_ai; in that database.")));
-			waiting_logged = true;
-			recovered = false;
-			LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
-			mana_ai_shared->extension_missing = true;
-			LWLockRelease(mana_ai_shared->lock);
-			pgstat_report_activity(STATE_IDLE, "waiting for CREATE EXTENSION mana_ai");
-			timeout_ms = EXTENSION_POLL_MS;
-		}
-		else
-		{
-			if (waiting_logged)
-				ereport(LOG, (errmsg("mana_ai worker: extension \"mana_ai\" found, starting to tick")));
-			waiting_logged = false;
-			LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
-			mana_ai_shared->extension_missing = false;
-			LWLockRelease(mana_ai_shared->lock);
-
-			if (!recovered)
-			{
-				mark_unfinished_ticks_failed();
-				recovered = true;
-			}
-
-			timeout_ms = mana_ai_worker_tick_cycle(tick_context);
-		}
+		timeout_ms = worker_cycle(tick_context, &state);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/*
+ * One pass of the worker loop: wait for the extension, recover after a
+ * crash, tick.  An ERROR (a missing privilege, a broken fixture) is
+ * reported once per distinct message and retried after a pause: the
+ * worker never exits on it, so there is no crash loop.
+ */
+static int
+worker_cycle(MemoryContext tick_context, WorkerState *state)
+{
+	int			timeout_ms = EXTENSION_POLL_MS;
+	MemoryContext caller = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		timeout_ms = worker_cycle_body(tick_context, state);
+		state->last_error[0] = '\0';
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		MemoryContextReset(tick_context);
+		if (strcmp(state->last_error, edata->message) != 0)
+		{
+			ereport(LOG,
+					(errmsg("mana_ai worker: %s", edata->message),
+					 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+					 errhint("The worker retries every %d s; see the README for the privileges its role needs.",
+							 ERROR_RETRY_MS / 1000)));
+			strlcpy(state->last_error, edata->message, sizeof(state->last_error));
+		}
+		FreeErrorData(edata);
+		pgstat_report_activity(STATE_IDLE, "waiting after an error");
+		timeout_ms = ERROR_RETRY_MS;
+	}
+	PG_END_TRY();
+	return timeout_ms;
+}
+
+static int
+worker_cycle_body(MemoryContext tick_context, WorkerState *state)
+{
+	int			timeout_ms;
+
+	if (!extension_installed())
+	{
+		if (!state->waiting_logged)
+			ereport(LOG,
+					(errmsg("mana_ai worker: extension \"mana_ai\" is not installed in database \"%s\", waiting",
+							mana_ai_database),
+					 errhint("Run CREATE EXTENSION mana_ai; in that database.")));
+		state->waiting_logged = true;
+		state->recovered = false;
+		LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
+		mana_ai_shared->extension_missing = true;
+		LWLockRelease(mana_ai_shared->lock);
+		pgstat_report_activity(STATE_IDLE, "waiting for CREATE EXTENSION mana_ai");
+		timeout_ms = EXTENSION_POLL_MS;
+	}
+	else
+	{
+		if (state->waiting_logged)
+			ereport(LOG, (errmsg("mana_ai worker: extension \"mana_ai\" found, starting to tick")));
+		state->waiting_logged = false;
+		LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
+		mana_ai_shared->extension_missing = false;
+		LWLockRelease(mana_ai_shared->lock);
+
+		if (!state->recovered)
+		{
+			mark_unfinished_ticks_failed();
+			state->recovered = true;
+		}
+
+		timeout_ms = mana_ai_worker_tick_cycle(tick_context);
+	}
+	return timeout_ms;
 }
 
 static void

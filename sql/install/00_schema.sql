@@ -1,6 +1,10 @@
 -- 00_schema.sql: mana_ai's own tables (the runner's state and its audit
 -- trail).  sync_changes belongs to the sync server and is never touched
--- here.  The schema itself is created by CREATE EXTENSION (control file).
+-- here.
+
+-- A member of the extension, so DROP EXTENSION leaves nothing behind.
+CREATE SCHEMA mana_ai;
+COMMENT ON SCHEMA mana_ai IS 'mana_ai: in-database AI mission runner';
 
 -- Who may install: the worker ticks in one database (mana_ai.database);
 -- installing elsewhere is allowed (the SQL surface works anywhere) but
@@ -59,11 +63,9 @@ CREATE POLICY decrypt_audit_user_insert ON mana_ai.decrypt_audit
 -- the same process can lift it; no SQL-settable flag can.
 CREATE FUNCTION mana_ai.decrypt_audit_guard() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'mana_ai_decrypt_audit_guard';
+-- Statement level, so the refusal is loud even when RLS hides every row.
 CREATE TRIGGER decrypt_audit_append_only
-    BEFORE UPDATE OR DELETE ON mana_ai.decrypt_audit
-    FOR EACH ROW EXECUTE FUNCTION mana_ai.decrypt_audit_guard();
-CREATE TRIGGER decrypt_audit_no_truncate
-    BEFORE TRUNCATE ON mana_ai.decrypt_audit
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON mana_ai.decrypt_audit
     FOR EACH STATEMENT EXECUTE FUNCTION mana_ai.decrypt_audit_guard();
 
 -- One row per tick, whoever ran it (SPEC 4.11).

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# run.sh: every test of mana_ai (make test; .ci/run calls exactly that).
+#
+#   1. install missing Debian packages (tests/deps.sh)
+#   2. build with -Wall -Wextra -Werror and stage-install (tests/lib/stage.sh)
+#   3. unit tests of the Postgres-free code (tests/unit)
+#   4. in a throwaway cluster without preload: pg_regress (installcheck)
+#      and every pgTAP suite through pg_prove
+#   5. each tests/integration/*.sh in its own cluster without preload
+#   6. each tests/worker/*.sh in its own cluster with
+#      shared_preload_libraries=mana_ai (options from a "# cluster:" line)
+#
+# Prints the output of whatever failed, then one line "N passed, M failed";
+# exits non-zero on any failure.  ONLY=pattern runs the matching tests.
+set -uo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+out=$top/tests/.out
+logs=$out/logs
+rm -rf "$logs"; mkdir -p "$logs"
+passed=0; failed=0; failed_names=()
+only=${ONLY:-}
+
+pass() { passed=$((passed + 1)); printf '  ok    %s\n' "$1"; }
+flunk() {
+    failed=$((failed + 1)); failed_names+=("$1")
+    printf '  FAIL  %s\n' "$1"
+    if [ -n "${2:-}" ] && [ -f "$2" ]; then
+        echo "  ----- $2 (last 80 lines)"; tail -n 80 "$2" | sed 's/^/  | /'; echo "  -----"
+    fi
+}
+wanted() { [ -z "$only" ] || [[ "$1" == *$only* ]]; }
+summary() {
+    echo
+    [ $failed -gt 0 ] && printf 'failed: %s\n' "${failed_names[*]}"
+    echo "$passed passed, $failed failed"
+    [ $failed -eq 0 ]
+}
+
+echo "== dependencies"
+if ! bash tests/deps.sh > "$logs/deps.log" 2>&1; then
+    flunk deps "$logs/deps.log"; summary; exit 1
+fi
+
+echo "== build (-Wall -Wextra -Werror) and staged install"
+if bash tests/lib/stage.sh > "$logs/build.log" 2>&1; then
+    pass build
+else
+    flunk build "$logs/build.log"; summary; exit 1
+fi
+
+echo "== unit tests (src/core, no server)"
+if make -s -C tests/unit all > "$logs/unit-build.log" 2>&1; then
+    for bin in tests/unit/build/test_*; do
+        [ -x "$bin" ] || continue
+        name=unit/$(basename "$bin")
+        wanted "$name" || continue
+        if (cd tests/unit && timeout 300 "./build/$(basename "$bin")") > "$logs/$(basename "$bin").log" 2>&1; then
+            pass "$name"
+        else
+            flunk "$name" "$logs/$(basename "$bin").log"
+        fi
+    done
+else
+    flunk unit-build "$logs/unit-build.log"
+fi
+
+echo "== pg_regress and pgTAP (cluster without preload)"
+if timeout 900 bash tests/lib/with_cluster.sh -- bash tests/lib/sql_suites.sh "$logs" > "$logs/sql_suites.log" 2>&1; then :; fi
+if [ -f "$logs/sql_suites.results" ]; then
+    while read -r verdict name file; do
+        if [ "$verdict" = ok ]; then pass "$name"; else flunk "$name" "$file"; fi
+    done < "$logs/sql_suites.results"
+else
+    flunk sql-suites "$logs/sql_suites.log"
+fi
+[ -f "$logs/regression.diffs" ] && { echo "  ----- regression.diffs"; sed 's/^/  | /' "$logs/regression.diffs"; }
+
+# Shell tests: "# cluster: --preload -o name=value ..." on a line of the script.
+run_shell_tests() {
+    local dir=$1 default=$2 t name opts
+    for t in "$dir"/*.sh; do
+        [ -f "$t" ] || continue
+        name=${dir#tests/}/$(basename "$t" .sh)
+        wanted "$name" || continue
+        opts=$(sed -n 's/^# cluster: *//p' "$t" | head -1)
+        [ -n "$opts" ] || opts=$default
+        # shellcheck disable=SC2086
+        if timeout 600 bash tests/lib/with_cluster.sh $opts -- bash "$t" > "$logs/${name//\//_}.log" 2>&1; then
+            pass "$name"
+        else
+            flunk "$name" "$logs/${name//\//_}.log"
+        fi
+    done
+}
+
+echo "== integration tests (one cluster each, no preload)"
+run_shell_tests tests/integration ""
+
+echo "== worker tests (one cluster each, shared_preload_libraries=mana_ai)"
+run_shell_tests tests/worker "--preload"
+
+summary
