@@ -360,6 +360,16 @@ lww_state_load(LwwState *state, Jsonb *record)
 	MemoryContextSwitchTo(old);
 }
 
+bool
+lww_row_is_wellformed(const char *op, Jsonb *data, Jsonb *field_timestamps,
+					  TimestampTz created_at)
+{
+	if (strcmp(op, "delete") == 0)
+		return true;
+	return is_object(data) && is_object(field_timestamps) &&
+		!TIMESTAMP_NOT_FINITE(created_at);
+}
+
 void
 lww_fold_row(LwwState *state, const char *op, Jsonb *data,
 			 Jsonb *field_timestamps, TimestampTz created_at)
@@ -550,4 +560,22 @@ mana_ai_lww_merge_report_final(PG_FUNCTION_ARGS)
 	pushJsonbValue(&ps, WJB_VALUE, &v);
 	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_iso_timestamp);
+
+/*
+ * SQL: mana_ai.iso_timestamp(text) → timestamptz, NULL when the text is not
+ * a strict zoned ISO-8601 stamp.  Lets the views type client strings
+ * without one bad value failing a whole query.
+ */
+Datum
+mana_ai_iso_timestamp(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int64_t		usec;
+
+	if (!iso8601_parse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &usec))
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ((TimestampTz) (usec - unix_epoch_offset_usec));
 }

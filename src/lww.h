@@ -48,6 +48,10 @@ extern void lww_state_load(LwwState *state, Jsonb *record);
 extern void lww_fold_row(LwwState *state, const char *op, Jsonb *data,
 						 Jsonb *field_timestamps, TimestampTz created_at);
 
+/* Whether lww_fold_row would fold this row (false: skipped as malformed). */
+extern bool lww_row_is_wellformed(const char *op, Jsonb *data,
+								  Jsonb *field_timestamps, TimestampTz created_at);
+
 /* The merged record with its stamps, or NULL (tombstoned or never started). */
 extern Jsonb *lww_state_result(LwwState *state);
 
