@@ -28,15 +28,15 @@ SELECT ok(has_function_privilege('public', 'mana_ai.read_decrypt_audit(text, int
           'PUBLIC may execute read_decrypt_audit (it only shows the caller''s rows)');
 
 -- SPEC 5.2: the golden vector, order independence, rejections
-SELECT is(encode(mana_ai.derive_mission_key(decode(repeat('', 0) || pg_temp.vec('master_key_hex'), 'hex'),
+SELECT is(encode(mana_ai.derive_mission_key(decode('0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20', 'hex'),
           '{"version":"v1","missionId":"mission-abc","tables":["notes","tasks"],"recordIds":["notes:n1","tasks:t1"]}'), 'hex'),
           '7538df66c51d3ddb667c0135feb4ac7c2800ba372babc7e61e9423d6a9a65628', 'golden HKDF vector of SPEC 5.2');
-SELECT is(encode(mana_ai.derive_mission_key(decode(pg_temp.vec('master_key_hex'), 'hex'),
+SELECT is(encode(mana_ai.derive_mission_key(decode('0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20', 'hex'),
           '{"recordIds":["tasks:t1","notes:n1"],"tables":["tasks","notes"],"missionId":"mission-abc","version":"v1"}'), 'hex'),
           '7538df66c51d3ddb667c0135feb4ac7c2800ba372babc7e61e9423d6a9a65628', 'tables and recordIds in any order');
-SELECT isnt(mana_ai.derive_mission_key(decode(pg_temp.vec('master_key_hex'), 'hex'),
+SELECT isnt(mana_ai.derive_mission_key(decode('0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20', 'hex'),
           '{"version":"v1","missionId":"mission-abc","tables":["notes","tasks"],"recordIds":["notes:n1"]}'),
-          mana_ai.derive_mission_key(decode(pg_temp.vec('master_key_hex'), 'hex'),
+          mana_ai.derive_mission_key(decode('0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20', 'hex'),
           '{"version":"v1","missionId":"mission-abc","tables":["notes","tasks"],"recordIds":["notes:n1","tasks:t1"]}'),
           'a narrower scope is another key');
 SELECT throws_ok($$SELECT mana_ai.derive_mission_key('\x0102'::bytea,
