@@ -13,3 +13,6 @@ GRANT SELECT ON mana_ai.tools TO PUBLIC;
 -- Cadence arithmetic reads no data.
 GRANT EXECUTE ON FUNCTION mana_ai.next_run_at(jsonb, timestamptz),
                           mana_ai.next_run_at_in(jsonb, timestamptz, text) TO PUBLIC;
+
+-- Each user reads only their own audit rows (row-level security).
+GRANT EXECUTE ON FUNCTION mana_ai.read_decrypt_audit(text, int) TO PUBLIC;

@@ -1,0 +1,237 @@
+-- 10_projections.sql: the event log folded into live records (SPEC 2, 3).
+-- lww_merge / replay_record / refresh_snapshots, the refresh's own state,
+-- the one cross-user discovery path, and the missions/agents views.
+
+-- ---- LWW merge (SPEC 2) ----
+
+CREATE FUNCTION mana_ai.lww_merge_trans(internal, text, text, jsonb, jsonb, timestamptz)
+    RETURNS internal
+    LANGUAGE c CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'mana_ai_lww_merge_trans';
+CREATE FUNCTION mana_ai.lww_merge_final(internal)
+    RETURNS jsonb
+    LANGUAGE c CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'mana_ai_lww_merge_final';
+CREATE FUNCTION mana_ai.lww_merge_report_final(internal)
+    RETURNS jsonb
+    LANGUAGE c CALLED ON NULL INPUT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'mana_ai_lww_merge_report_final';
+
+-- Feed rows in order: lww_merge(record_id, op, data, field_timestamps,
+-- created_at ORDER BY created_at, id).  The result depends on that order.
+CREATE AGGREGATE mana_ai.lww_merge(record_id text, op text, data jsonb,
+                                   field_timestamps jsonb, created_at timestamptz) (
+    SFUNC = mana_ai.lww_merge_trans,
+    STYPE = internal,
+    FINALFUNC = mana_ai.lww_merge_final,
+    FINALFUNC_MODIFY = READ_ONLY
+);
+COMMENT ON AGGREGATE mana_ai.lww_merge(text, text, jsonb, jsonb, timestamptz) IS
+    'Field-level last-writer-wins merge of one record''s sync_changes rows; call with ORDER BY created_at, id';
+
+-- Same fold, with the counts: {record, rowsApplied, skippedRows, badStamps, tombstoned}.
+CREATE AGGREGATE mana_ai.lww_merge_report(record_id text, op text, data jsonb,
+                                          field_timestamps jsonb, created_at timestamptz) (
+    SFUNC = mana_ai.lww_merge_trans,
+    STYPE = internal,
+    FINALFUNC = mana_ai.lww_merge_report_final,
+    FINALFUNC_MODIFY = READ_ONLY
+);
+COMMENT ON AGGREGATE mana_ai.lww_merge_report(text, text, jsonb, jsonb, timestamptz) IS
+    'lww_merge plus the number of rows applied, rows skipped as malformed and stamps that did not parse';
+
+CREATE FUNCTION mana_ai.replay_record(user_id text, app_id text, table_name text, record_id text)
+    RETURNS jsonb
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'mana_ai_replay_record_sql';
+COMMENT ON FUNCTION mana_ai.replay_record(text, text, text, text) IS
+    'One record replayed by LWW from its whole history, read with app.current_user_id = user_id; NULL if never written or deleted';
+
+-- Strict stamp parsing for the views: NULL instead of an error.
+CREATE FUNCTION mana_ai.iso_timestamp(stamp text)
+    RETURNS timestamptz
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'mana_ai_iso_timestamp';
+COMMENT ON FUNCTION mana_ai.iso_timestamp(text) IS
+    'A strict zoned ISO-8601 stamp as timestamptz (microseconds kept); NULL when it does not parse';
+
+-- ---- Incremental snapshot refresh (SPEC 3) ----
+
+-- The refresh cursor per kind: rows created before it are all folded in.
+-- It never passes the start of a transaction still in progress.
+CREATE TABLE mana_ai.snapshot_horizon (
+    kind     text        PRIMARY KEY CHECK (kind IN ('missions', 'agents')),
+    horizon  timestamptz NOT NULL DEFAULT '-infinity'
+);
+COMMENT ON TABLE mana_ai.snapshot_horizon IS
+    'Refresh cursor per snapshot kind; every sync_changes row created before it is folded in';
+INSERT INTO mana_ai.snapshot_horizon (kind) VALUES ('missions'), ('agents');
+
+-- Rows at or after the horizon that were already folded in (the window
+-- where a late commit may still land); pruned as the horizon passes them.
+CREATE TABLE mana_ai.snapshot_applied (
+    kind        text        NOT NULL CHECK (kind IN ('missions', 'agents')),
+    row_id      uuid        NOT NULL,
+    user_id     text        NOT NULL,
+    created_at  timestamptz NOT NULL,
+    PRIMARY KEY (kind, row_id)
+);
+CREATE INDEX snapshot_applied_kind_created_idx
+    ON mana_ai.snapshot_applied (kind, created_at);
+COMMENT ON TABLE mana_ai.snapshot_applied IS
+    'sync_changes row ids folded in while still inside the refresh window (created_at >= horizon)';
+
+-- Tombstoned records: their snapshot stays deleted whatever follows.
+CREATE TABLE mana_ai.snapshot_tombstones (
+    kind         text        NOT NULL CHECK (kind IN ('missions', 'agents')),
+    user_id      text        NOT NULL,
+    record_id    text        NOT NULL,
+    deleted_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, user_id, record_id)
+);
+COMMENT ON TABLE mana_ai.snapshot_tombstones IS
+    'Records deleted by an op=delete row; a tombstone is terminal (SPEC 2.3)';
+
+-- The horizon a refresh may move to: the start of the oldest transaction
+-- in progress in this database (it may still insert rows stamped with
+-- it), NULL when that cannot be known (prepared transactions exist, or
+-- track_activities is off): then the horizon stays.  SECURITY DEFINER
+-- because pg_stat_activity hides other roles' xact_start; returns one
+-- timestamp, no data.
+CREATE FUNCTION mana_ai.refresh_horizon()
+    RETURNS timestamptz
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE
+        WHEN NOT pg_catalog.current_setting('track_activities')::boolean THEN NULL
+        WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts p
+                      WHERE p.database = pg_catalog.current_database()) THEN NULL
+        ELSE LEAST(pg_catalog.now(),
+                   (SELECT pg_catalog.min(a.xact_start) FROM pg_catalog.pg_stat_activity a
+                     WHERE a.datname = pg_catalog.current_database()
+                       AND a.backend_type IN ('client backend', 'background worker')))
+    END
+$$;
+COMMENT ON FUNCTION mana_ai.refresh_horizon() IS
+    'Oldest start of an open transaction in this database (refresh cursor bound); returns no user data';
+
+-- THE ONLY CROSS-USER READ.  Which users have ai/aiMissions or ai/agents
+-- rows created at or after since: user ids only, never data.  Owned by
+-- the superuser who ran CREATE EXTENSION, so it sees past row-level
+-- security; everything else reads one user's rows under that user's
+-- app.current_user_id.  Uses the opt-in index sync_changes_mana_ai_refresh_idx
+-- (see docs) when it exists, else a skip scan over user_id using the
+-- production index (user_id, app_id, ...).
+CREATE FUNCTION mana_ai.snapshot_users_since(table_name text, since timestamptz)
+    RETURNS SETOF text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF table_name IS NULL OR table_name NOT IN ('aiMissions', 'agents') THEN
+        RAISE EXCEPTION 'table_name must be aiMissions or agents'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                WHERE i.indexrelid = pg_catalog.to_regclass('public.sync_changes_mana_ai_refresh_idx')
+                  AND i.indisvalid) THEN
+        RETURN QUERY
+            SELECT DISTINCT s.user_id FROM public.sync_changes s
+             WHERE s.app_id = 'ai' AND s.table_name = snapshot_users_since.table_name
+               AND s.created_at >= since;
+    ELSE
+        RETURN QUERY
+            WITH RECURSIVE u(user_id) AS (
+                SELECT pg_catalog.min(s.user_id) FROM public.sync_changes s
+                UNION ALL
+                SELECT (SELECT pg_catalog.min(s.user_id) FROM public.sync_changes s
+                         WHERE s.user_id > u.user_id)
+                  FROM u WHERE u.user_id IS NOT NULL
+            )
+            SELECT u.user_id FROM u
+             WHERE u.user_id IS NOT NULL
+               AND EXISTS (SELECT 1 FROM public.sync_changes s
+                            WHERE s.user_id = u.user_id AND s.app_id = 'ai'
+                              AND s.table_name = snapshot_users_since.table_name
+                              AND s.created_at >= since);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION mana_ai.snapshot_users_since(text, timestamptz) IS
+    'The only cross-user read of the refresh: ids of users with new aiMissions/agents rows, never data';
+
+CREATE FUNCTION mana_ai.refresh_snapshots()
+    RETURNS TABLE (kind text, rows_applied bigint, new_snapshots int,
+                   updated_snapshots int, deleted_snapshots int, skipped_rows bigint)
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'mana_ai_refresh_snapshots';
+COMMENT ON FUNCTION mana_ai.refresh_snapshots() IS
+    'Fold new sync_changes rows into mission_snapshots and agent_snapshots; one row per kind';
+
+-- ---- Views (SPEC 9) ----
+
+-- Due-mission lookups: active missions by nextRunAt.
+CREATE INDEX mission_snapshots_due_idx
+    ON mana_ai.mission_snapshots ((mana_ai.iso_timestamp(record ->> 'nextRunAt')))
+    WHERE (record ->> 'state') = 'active';
+
+CREATE VIEW mana_ai.missions AS
+SELECT s.user_id,
+       s.mission_id,
+       s.record ->> 'title'                                  AS title,
+       s.record ->> 'objective'                              AS objective,
+       s.record ->> 'state'                                  AS state,
+       s.record -> 'cadence'                                 AS cadence,
+       mana_ai.iso_timestamp(s.record ->> 'nextRunAt')       AS next_run_at,
+       s.record ->> 'agentId'                                AS agent_id,
+       coalesce(jsonb_typeof(s.record -> 'grant') = 'object', false) AS has_grant,
+       CASE WHEN jsonb_typeof(s.record -> 'iterations') = 'array'
+            THEN jsonb_array_length(s.record -> 'iterations') ELSE 0 END AS iteration_count,
+       coalesce(jsonb_typeof(s.record -> 'deletedAt') NOT IN ('null'), false) AS deleted,
+       mana_ai.iso_timestamp(s.record ->> 'deletedAt')       AS deleted_at,
+       (s.record ->> 'state') = 'active'
+         AND NOT coalesce(jsonb_typeof(s.record -> 'deletedAt') NOT IN ('null'), false)
+         AND coalesce(mana_ai.iso_timestamp(s.record ->> 'nextRunAt') <= now(), false) AS due,
+       mana_ai.iso_timestamp(s.record ->> 'createdAt')       AS created_at,
+       mana_ai.iso_timestamp(s.record ->> 'updatedAt')       AS updated_at,
+       s.last_applied_at,
+       s.updated_at                                          AS snapshot_updated_at,
+       s.record
+  FROM mana_ai.mission_snapshots s;
+COMMENT ON VIEW mana_ai.missions IS
+    'Every mission snapshot with typed columns; soft-deleted missions show deleted = true';
+
+CREATE VIEW mana_ai.due_missions AS
+SELECT m.*
+  FROM mana_ai.missions m
+ WHERE m.due
+ ORDER BY m.next_run_at, m.user_id, m.mission_id;
+COMMENT ON VIEW mana_ai.due_missions IS
+    'Active, scheduled, not soft-deleted missions whose nextRunAt has passed, oldest first (SPEC 4.3)';
+
+CREATE VIEW mana_ai.agents AS
+SELECT s.user_id,
+       s.agent_id,
+       s.record ->> 'name'                                   AS name,
+       s.record ->> 'role'                                   AS role,
+       coalesce(s.record ->> 'state', 'active')              AS state,
+       s.record -> 'policy'                                  AS policy,
+       CASE WHEN jsonb_typeof(s.record -> 'maxConcurrentMissions') = 'number'
+             AND (s.record ->> 'maxConcurrentMissions')::numeric BETWEEN 0 AND 2147483647
+            THEN floor((s.record ->> 'maxConcurrentMissions')::numeric)::int
+            ELSE 1 END                                       AS max_concurrent_missions,
+       CASE WHEN jsonb_typeof(s.record -> 'maxTokensPerDay') = 'number'
+             AND (s.record ->> 'maxTokensPerDay')::numeric BETWEEN 0 AND 9223372036854775807
+            THEN floor((s.record ->> 'maxTokensPerDay')::numeric)::bigint
+            END                                              AS max_tokens_per_day,
+       coalesce(jsonb_typeof(s.record -> 'deletedAt') NOT IN ('null'), false) AS deleted,
+       mana_ai.iso_timestamp(s.record ->> 'deletedAt')       AS deleted_at,
+       mana_ai.iso_timestamp(s.record ->> 'createdAt')       AS created_at,
+       mana_ai.iso_timestamp(s.record ->> 'updatedAt')       AS updated_at,
+       s.last_applied_at,
+       s.updated_at                                          AS snapshot_updated_at,
+       s.record
+  FROM mana_ai.agent_snapshots s;
+COMMENT ON VIEW mana_ai.agents IS
+    'Every agent snapshot with typed columns; state defaults to active, max_concurrent_missions to 1';

@@ -1,0 +1,98 @@
+-- snapshots: incremental refresh of mission_snapshots / agent_snapshots (SPEC 3)
+-- and the missions / due_missions / agents views.
+CREATE EXTENSION mana_ai;
+\i tests/fixtures/sync_changes.sql
+
+CREATE FUNCTION pg_temp.w(u text, tbl text, rid text, op text, d jsonb, ft jsonb DEFAULT '{}')
+RETURNS void LANGUAGE sql AS
+$$ INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+   VALUES ('ai', tbl, rid, u, op, d, ft, 'web') $$;
+-- every snapshot equals a full replay of its record (NULL ↔ no snapshot)
+CREATE FUNCTION pg_temp.mismatches() RETURNS bigint LANGUAGE sql AS $$
+  WITH r AS (
+    SELECT user_id, table_name, record_id,
+           mana_ai.lww_merge(record_id, op, data, field_timestamps, created_at ORDER BY created_at, id) AS rec
+      FROM public.sync_changes WHERE app_id = 'ai' GROUP BY 1, 2, 3)
+  SELECT count(*) FROM r
+    FULL JOIN (SELECT user_id, 'aiMissions' AS table_name, mission_id AS record_id, record FROM mana_ai.mission_snapshots
+               UNION ALL
+               SELECT user_id, 'agents', agent_id, record FROM mana_ai.agent_snapshots) s
+      USING (user_id, table_name, record_id)
+   WHERE r.rec IS DISTINCT FROM s.record $$;
+
+-- an empty log: nothing to do
+SELECT * FROM mana_ai.refresh_snapshots();
+
+SELECT pg_temp.w('alice', 'aiMissions', 'm1', 'insert',
+  '{"title": "Plan", "state": "active", "nextRunAt": "2020-01-01T00:00:00Z", "cadence": {"kind": "manual"},
+    "grant": {"wrappedKey": "x"}, "iterations": [{"id": "i1"}], "agentId": "a1"}');
+SELECT pg_temp.w('alice', 'aiMissions', 'm2', 'insert', '{"title": "Later", "state": "active", "nextRunAt": "2999-01-01T00:00:00+02:00"}');
+SELECT pg_temp.w('alice', 'aiMissions', 'm3', 'insert', '{"title": "Gone", "state": "active", "nextRunAt": "2020-01-01T00:00:00Z"}');
+SELECT pg_temp.w('bob', 'aiMissions', 'm1', 'insert', '{"title": "Bob''s", "state": "paused"}');
+SELECT pg_temp.w('alice', 'agents', 'a1', 'insert', '{"name": "Ada", "role": "helper", "maxConcurrentMissions": 2, "maxTokensPerDay": 5000, "policy": {"defaultForAi": "propose"}}');
+SELECT pg_temp.w('bob', 'agents', 'a1', 'insert', '{"name": "Bea", "maxConcurrentMissions": "lots", "state": "paused"}');
+-- another app's rows are never folded
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+VALUES ('notes', 'notes', 'n1', 'alice', 'insert', '{"content": "x"}', 'web');
+
+-- cold refresh: everything new
+SELECT * FROM mana_ai.refresh_snapshots();
+SELECT pg_temp.mismatches();
+-- nothing new: 0 rows applied and no snapshot rewritten
+CREATE TEMP TABLE before AS
+  SELECT 'm' AS k, user_id, mission_id AS id, updated_at, xmin::text AS x FROM mana_ai.mission_snapshots
+  UNION ALL SELECT 'a', user_id, agent_id, updated_at, xmin::text FROM mana_ai.agent_snapshots;
+SELECT * FROM mana_ai.refresh_snapshots();
+SELECT count(*) AS rewritten FROM before b
+  JOIN (SELECT 'm' AS k, user_id, mission_id AS id, updated_at, xmin::text AS x FROM mana_ai.mission_snapshots
+        UNION ALL SELECT 'a', user_id, agent_id, updated_at, xmin::text FROM mana_ai.agent_snapshots) a
+  USING (k, user_id, id) WHERE a.x <> b.x OR a.updated_at <> b.updated_at;
+
+-- an update, a soft delete, a tombstone
+SELECT pg_temp.w('alice', 'aiMissions', 'm1', 'update', '{"title": "Plan v2"}');
+SELECT pg_temp.w('alice', 'aiMissions', 'm2', 'update', '{"deletedAt": "2026-04-15T12:00:00Z", "nextRunAt": "2020-01-01T00:00:00Z"}');
+SELECT pg_temp.w('alice', 'aiMissions', 'm3', 'delete', NULL);
+SELECT * FROM mana_ai.refresh_snapshots();
+SELECT pg_temp.mismatches();
+-- a tombstoned record stays deleted whatever follows
+SELECT pg_temp.w('alice', 'aiMissions', 'm3', 'insert', '{"title": "Back?", "state": "active"}');
+SELECT pg_temp.w('alice', 'aiMissions', 'm3', 'update', '{"title": "Really?"}', '{"title": "2999-01-01T00:00:00Z"}');
+SELECT * FROM mana_ai.refresh_snapshots();
+SELECT count(*) AS m3_snapshots FROM mana_ai.mission_snapshots WHERE mission_id = 'm3';
+SELECT pg_temp.mismatches();
+
+-- the views: typed columns, deletedAt hidden from due_missions
+SELECT user_id, mission_id, title, state, next_run_at, agent_id, has_grant, iteration_count,
+       deleted, deleted_at, due, cadence
+  FROM mana_ai.missions ORDER BY user_id, mission_id;
+SELECT user_id, mission_id, title FROM mana_ai.due_missions;
+SELECT user_id, agent_id, name, role, state, max_concurrent_missions, max_tokens_per_day, deleted, policy
+  FROM mana_ai.agents ORDER BY user_id, agent_id;
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+ WHERE attrelid = 'mana_ai.missions'::regclass AND attnum > 0 ORDER BY attnum;
+
+-- 1,000 malformed rows mixed into a valid workload: skipped, never aborting
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+SELECT 'ai', CASE WHEN g % 5 = 0 THEN 'agents' ELSE 'aiMissions' END, 'w' || (g % 40), 'u' || (g % 7),
+       CASE WHEN g % 6 = 0 THEN 'insert' ELSE 'update' END,
+       jsonb_build_object('title', 't' || g, 'n', g, 'state', 'active'),
+       CASE WHEN g % 3 = 0 THEN jsonb_build_object('title', '2026-04-15T12:00:00.' || lpad((g % 999999)::text, 6, '0') || 'Z')
+            WHEN g % 3 = 1 THEN jsonb_build_object('n', 'not a stamp')
+            ELSE '{}' END, 'web'
+  FROM generate_series(1, 600) g;
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+SELECT 'ai', CASE WHEN g % 5 = 0 THEN 'agents' ELSE 'aiMissions' END, 'w' || (g % 45), 'u' || (g % 8),
+       CASE WHEN g % 2 = 0 THEN 'insert' ELSE 'update' END,
+       (ARRAY['[1, 2]', '"a string"', '42', 'null', '{"title": "ok data"}']::jsonb[])[1 + g % 5],
+       CASE WHEN g % 5 = 4 THEN '["stamps", "as", "array"]'::jsonb ELSE '{}' END, 'web'
+  FROM generate_series(1, 1000) g;
+SELECT kind, rows_applied, skipped_rows FROM mana_ai.refresh_snapshots();
+SELECT pg_temp.mismatches();
+SELECT count(*) > 40 AS many_valid_snapshots FROM mana_ai.mission_snapshots;
+
+-- the refresh state is small: applied ids only inside the window
+SELECT kind, horizon > now() - interval '1 hour' AS horizon_recent FROM mana_ai.snapshot_horizon ORDER BY kind;
+SELECT kind, user_id, record_id FROM mana_ai.snapshot_tombstones ORDER BY 1, 2, 3;
+
+DROP EXTENSION mana_ai CASCADE;
+DROP TABLE public.sync_changes;

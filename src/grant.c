@@ -1,0 +1,112 @@
+/*
+ * grant.c: mission grants from SQL and for the tick (SPEC 5.1, 5.2).
+ *
+ * Owns mana_ai.grant_status(), mana_ai.derive_mission_key() and
+ * mana_ai_unwrap_grant().  The MDK only ever lands in a caller's buffer
+ * (the tick's, or a local one wiped before returning); no function here
+ * returns or logs it.  derive_mission_key returns a derived key by
+ * contract: it is a parity tool for key material its caller already has.
+ */
+#include "postgres.h"
+
+#include <openssl/crypto.h>
+
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "core/hkdf.h"
+#include "crypto.h"
+#include "resolvers.h"
+
+/* Microseconds since the Unix epoch (iso8601_parse's scale). */
+static int64
+now_unix_usec(void)
+{
+	return GetCurrentTimestamp() +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+}
+
+/* Parse a jsonb value as a grant (malloc'd, caller grant_free's). */
+static MissionGrant *
+grant_from_jsonb(JsonbContainer *container, int len)
+{
+	char	   *text = JsonbToCString(NULL, container, len);
+	MissionGrant *g = grant_parse(text, strlen(text));
+
+	pfree(text);
+	return g;
+}
+
+MissionGrant *
+mana_ai_mission_grant(Jsonb *mission, bool *present)
+{
+	JsonbValue	v;
+
+	*present = false;
+	if (mission == NULL || !JB_ROOT_IS_OBJECT(mission) ||
+		getKeyJsonValueFromContainer(&mission->root, "grant", 5, &v) == NULL ||
+		v.type == jbvNull)
+		return NULL;
+	*present = true;
+	if (v.type != jbvBinary)
+		return NULL;			/* a scalar is no grant: malformed */
+	return grant_from_jsonb(v.val.binary.data, v.val.binary.len);
+}
+
+const char *
+mana_ai_unwrap_grant(Jsonb *grant, unsigned char mdk[32])
+{
+	EVP_PKEY   *key = mana_ai_private_key();
+	MissionGrant *g;
+	GrantOutcome rc;
+
+	if (key == NULL)
+		return grant_outcome_name(GRANT_NOT_CONFIGURED);
+	g = grant == NULL ? NULL : grant_from_jsonb(&grant->root, VARSIZE(grant));
+	rc = grant_unwrap(g, key, now_unix_usec(), mdk);
+	grant_free(g);
+	return grant_outcome_name(rc);
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_grant_status);
+Datum
+mana_ai_grant_status(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *grant = PG_GETARG_JSONB_P(0);
+	unsigned char mdk[32];
+	const char *outcome = mana_ai_unwrap_grant(grant, mdk);
+
+	OPENSSL_cleanse(mdk, sizeof(mdk));
+	PG_RETURN_TEXT_P(cstring_to_text(outcome));
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_derive_mission_key);
+Datum
+mana_ai_derive_mission_key(PG_FUNCTION_ARGS)
+{
+	bytea	   *master = PG_GETARG_BYTEA_PP(0);
+	Jsonb	   *derivation = PG_GETARG_JSONB_P(1);
+	char	   *text = JsonbToCString(NULL, &derivation->root, VARSIZE(derivation));
+	unsigned char out[MDK_LEN];
+	MdkResult	rc;
+	bytea	   *result;
+
+	rc = mdk_derive_json((const unsigned char *) VARDATA_ANY(master),
+						 VARSIZE_ANY_EXHDR(master), text, strlen(text), out);
+	if (rc != MDK_OK)
+	{
+		OPENSSL_cleanse(out, sizeof(out));
+		ereport(ERROR,
+				(errcode(rc == MDK_INTERNAL ? ERRCODE_INTERNAL_ERROR : ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot derive a mission key"),
+				 errdetail("%s", mdk_result_message(rc))));
+	}
+	result = (bytea *) palloc(VARHDRSZ + MDK_LEN);
+	SET_VARSIZE(result, VARHDRSZ + MDK_LEN);
+	memcpy(VARDATA(result), out, MDK_LEN);
+	OPENSSL_cleanse(out, sizeof(out));
+	PG_RETURN_BYTEA_P(result);
+}

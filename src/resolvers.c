@@ -1,0 +1,354 @@
+/*
+ * resolvers.c: the six input resolvers of SPEC 6.
+ *
+ * Owns turning a mission's inputs [{module, table, id}] into the
+ * ResolvedInput lines the planner prompt shows (exact German content
+ * lines, truncation by characters), and mana_ai.resolve_inputs() for
+ * checking them from SQL.  Encrypted modules go through
+ * mana_ai_decrypt_record (allowlist, audit); without a usable grant they
+ * are dropped silently.  Must never put ciphertext or key bytes into a
+ * content line.
+ */
+#include "postgres.h"
+
+#include <openssl/crypto.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "core/enc1.h"
+#include "crypto.h"
+#include "replay.h"
+#include "resolvers.h"
+
+typedef struct ResolverSpec
+{
+	const char *module;
+	const char *label;			/* title when the record has none */
+	int			max_chars;		/* content truncation, 0 = none */
+	bool		fixed_title;	/* always the label (kontext) */
+	char	   *(*content) (Jsonb *record);
+} ResolverSpec;
+
+static char *goal_content(Jsonb *record);
+static char *content_field(Jsonb *record);
+static char *task_content(Jsonb *record);
+static char *event_content(Jsonb *record);
+
+static const ResolverSpec resolvers[] = {
+	{"goals", "Goal", 0, false, goal_content},
+	{"notes", "Notiz", 500, false, content_field},
+	{"tasks", "Task", 500, false, task_content},
+	{"todo", "Task", 500, false, task_content},
+	{"calendar", "Termin", 500, false, event_content},
+	{"journal", "Journal-Eintrag", 500, false, content_field},
+	{"kontext", "Mana-Kontext", 1500, true, content_field},
+};
+
+/* Text of a JSON value (strings unquoted); NULL for missing, null or "". */
+static char *
+value_text(JsonbValue *v)
+{
+	char	   *s;
+
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	switch (v->type)
+	{
+		case jbvString:
+			s = pnstrdup(v->val.string.val, v->val.string.len);
+			break;
+		case jbvNumeric:
+			s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+			break;
+		case jbvBool:
+			s = pstrdup(v->val.boolean ? "true" : "false");
+			break;
+		case jbvBinary:
+			s = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+			break;
+		default:
+			return NULL;
+	}
+	return s[0] == '\0' ? NULL : s;
+}
+
+/* Field of an object container as text; NULL for missing, null or "". */
+static char *
+field_in(JsonbContainer *c, const char *key)
+{
+	JsonbValue	v;
+
+	if (c == NULL || !JsonContainerIsObject(c))
+		return NULL;
+	return value_text(getKeyJsonValueFromContainer(c, key, strlen(key), &v));
+}
+
+static char *
+field(Jsonb *record, const char *key)
+{
+	return field_in(&record->root, key);
+}
+
+/* SPEC 6 truncation: max characters, then an ellipsis. */
+static char *
+truncate_chars(const char *s, int max_chars)
+{
+	int			len = strlen(s);
+	int			cut;
+
+	if (max_chars <= 0 || pg_mbstrlen_with_len(s, len) <= max_chars)
+		return pstrdup(s);
+	cut = pg_mbcharcliplen(s, len, max_chars);
+	return psprintf("%.*s\xE2\x80\xA6", cut, s);
+}
+
+/* Fortschritt: <currentValue or 0> / <target.value or ?> (<period>) */
+static char *
+goal_content(Jsonb *record)
+{
+	JsonbValue	tv;
+	JsonbContainer *target = NULL;
+	char	   *current = field(record, "currentValue");
+	char	   *target_value;
+	char	   *period;
+
+	if (getKeyJsonValueFromContainer(&record->root, "target", 6, &tv) != NULL &&
+		tv.type == jbvBinary)
+		target = tv.val.binary.data;
+	target_value = field_in(target, "value");
+	period = field_in(target, "period");
+	if (period == NULL)
+		period = field(record, "period");
+	return psprintf("Fortschritt: %s / %s (%s)",
+					current ? current : "0",
+					target_value ? target_value : "?",
+					period ? period : "unbekannt");
+}
+
+static char *
+content_field(Jsonb *record)
+{
+	char	   *c = field(record, "content");
+
+	return c ? c : pstrdup("");
+}
+
+/* [status] title — description (faellig: dueDate), empty parts omitted */
+static char *
+task_content(Jsonb *record)
+{
+	StringInfoData buf;
+	char	   *status = field(record, "status");
+	char	   *title = field(record, "title");
+	char	   *description = field(record, "description");
+	char	   *due = field(record, "dueDate");
+
+	initStringInfo(&buf);
+	if (status)
+		appendStringInfo(&buf, "[%s]", status);
+	if (title)
+		appendStringInfo(&buf, "%s%s", buf.len ? " " : "", title);
+	if (description)
+		appendStringInfo(&buf, "%s\xE2\x80\x94 %s", buf.len ? " " : "", description);
+	if (due)
+		appendStringInfo(&buf, "%s(faellig: %s)", buf.len ? " " : "", due);
+	return buf.data;
+}
+
+/* title @ startDate in location, empty parts omitted */
+static char *
+event_content(Jsonb *record)
+{
+	StringInfoData buf;
+	char	   *title = field(record, "title");
+	char	   *start = field(record, "startDate");
+	char	   *location = field(record, "location");
+
+	initStringInfo(&buf);
+	if (title)
+		appendStringInfoString(&buf, title);
+	if (start)
+		appendStringInfo(&buf, "%s@ %s", buf.len ? " " : "", start);
+	if (location)
+		appendStringInfo(&buf, "%sin %s", buf.len ? " " : "", location);
+	return buf.data;
+}
+
+static const ResolverSpec *
+find_resolver(const char *module)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(resolvers); i++)
+		if (strcmp(resolvers[i].module, module) == 0)
+			return &resolvers[i];
+	return NULL;
+}
+
+static ResolvedInput *
+make_input(const ResolverSpec *spec, const char *table, Jsonb *record)
+{
+	ResolvedInput *in = palloc0(sizeof(ResolvedInput));
+	char	   *title = spec->fixed_title ? NULL : field(record, "title");
+	char	   *content = spec->content(record);
+
+	in->module = pstrdup(spec->module);
+	in->table = pstrdup(table);
+	in->title = title ? title : pstrdup(spec->label);
+	in->content = truncate_chars(content, spec->max_chars);
+	return in;
+}
+
+static bool
+deleted(Jsonb *record)
+{
+	return field(record, "deletedAt") != NULL;
+}
+
+/* One input reference; NULL when it is dropped. */
+static ResolvedInput *
+resolve_one(const ResolverSpec *spec, const char *table, const char *id,
+			const DecryptScope *scope)
+{
+	const char *app_id = mana_ai_encrypted_module_app(spec->module);
+	Jsonb	   *record;
+
+	if (app_id == NULL)
+	{
+		/* goals: plaintext, no grant, no audit */
+		record = mana_ai_replay_record(scope->user_id, "companion", table, id);
+		if (record == NULL || !JB_ROOT_IS_OBJECT(record) || deleted(record))
+			return NULL;
+		return make_input(spec, table, record);
+	}
+	if (scope->mdk == NULL || scope->grant == NULL)
+		return NULL;			/* no usable grant: dropped, nothing decrypted */
+	record = mana_ai_decrypt_record(scope, app_id, table, id);
+	return record ? make_input(spec, table, record) : NULL;
+}
+
+List *
+mana_ai_resolve_inputs(const char *user_id, const char *mission_id, Jsonb *mission,
+					   const unsigned char *mdk, const char *iteration_id)
+{
+	JsonbValue	iv;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	List	   *volatile result = NIL;
+	bool		present;
+	MissionGrant *volatile grant = NULL;
+	DecryptScope scope = {user_id, mission_id, iteration_id, NULL, mdk};
+
+	if (mission == NULL || !JB_ROOT_IS_OBJECT(mission) ||
+		getKeyJsonValueFromContainer(&mission->root, "inputs", 6, &iv) == NULL ||
+		iv.type != jbvBinary || !JsonContainerIsArray(iv.val.binary.data))
+		return NIL;
+	if (mdk != NULL)
+		grant = mana_ai_mission_grant(mission, &present);
+	scope.grant = grant;
+
+	PG_TRY();
+	{
+		it = JsonbIteratorInit(iv.val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			char	   *module;
+			char	   *table;
+			char	   *id;
+			const ResolverSpec *spec;
+			ResolvedInput *in;
+
+			CHECK_FOR_INTERRUPTS();
+			if (tok != WJB_ELEM || v.type != jbvBinary)
+				continue;
+			module = field_in(v.val.binary.data, "module");
+			table = field_in(v.val.binary.data, "table");
+			id = field_in(v.val.binary.data, "id");
+			spec = module ? find_resolver(module) : NULL;
+			if (spec == NULL || table == NULL || id == NULL)
+				continue;		/* unknown module or broken reference: dropped */
+			in = resolve_one(spec, table, id, &scope);
+			if (in != NULL)
+				result = lappend(result, in);
+		}
+	}
+	PG_FINALLY();
+	{
+		grant_free(grant);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* The resolved inputs as a jsonb array of {module, table, title, content}. */
+static Jsonb *
+inputs_to_jsonb(List *inputs)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	foreach(lc, inputs)
+	{
+		ResolvedInput *in = lfirst(lc);
+
+		if (buf.len > 1)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoString(&buf, "{\"module\":");
+		escape_json(&buf, in->module);
+		appendStringInfoString(&buf, ",\"table\":");
+		escape_json(&buf, in->table);
+		appendStringInfoString(&buf, ",\"title\":");
+		escape_json(&buf, in->title);
+		appendStringInfoString(&buf, ",\"content\":");
+		escape_json(&buf, in->content);
+		appendStringInfoChar(&buf, '}');
+	}
+	appendStringInfoChar(&buf, ']');
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_resolve_inputs_sql);
+Datum
+mana_ai_resolve_inputs_sql(PG_FUNCTION_ARGS)
+{
+	char	   *user_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *mission_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb	   *mission;
+	JsonbValue	gv;
+	unsigned char mdk[32];
+	volatile bool have_mdk = false;
+	List	   *inputs = NIL;
+
+	if (user_id[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("user_id must not be empty")));
+	mission = mana_ai_load_mission(user_id, mission_id);
+	if (mission == NULL)
+		PG_RETURN_NULL();
+	PG_TRY();
+	{
+		if (JB_ROOT_IS_OBJECT(mission) &&
+			getKeyJsonValueFromContainer(&mission->root, "grant", 5, &gv) != NULL &&
+			gv.type != jbvNull)
+			have_mdk = strcmp(mana_ai_unwrap_grant(JsonbValueToJsonb(&gv), mdk), "ok") == 0;
+		inputs = mana_ai_resolve_inputs(user_id, mission_id, mission,
+										have_mdk ? mdk : NULL, NULL);
+	}
+	PG_FINALLY();
+	{
+		OPENSSL_cleanse(mdk, sizeof(mdk));
+	}
+	PG_END_TRY();
+	PG_RETURN_JSONB_P(inputs_to_jsonb(inputs));
+}
