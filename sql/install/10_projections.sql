@@ -171,10 +171,9 @@ COMMENT ON FUNCTION mana_ai.refresh_snapshots() IS
 
 -- ---- Views (SPEC 9) ----
 
--- Due-mission lookups: active missions by nextRunAt.
-CREATE INDEX mission_snapshots_due_idx
-    ON mana_ai.mission_snapshots ((mana_ai.iso_timestamp(record ->> 'nextRunAt')))
-    WHERE (record ->> 'state') = 'active';
+-- No expression index on nextRunAt: writing a snapshot would then need
+-- EXECUTE on iso_timestamp, and the due scan over one row per mission is
+-- cheap next to the tick itself.
 
 CREATE VIEW mana_ai.missions AS
 SELECT s.user_id,
