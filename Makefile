@@ -34,12 +34,12 @@ SHLIB_LINK  = -lcurl -lcrypto -ljson-c
 
 EXTRA_CLEAN = tests/unit/build tests/fuzz/build results regression.diffs regression.out
 
-# No LLVM bitcode: nothing here benefits from JIT inlining.
-with_llvm   = no
-
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# No LLVM bitcode: nothing here benefits from JIT inlining.
+override with_llvm = no
 
 $(MANA_INSTALL_SQL): $(INSTALL_PARTS) mana_ai.control
 	{ printf '%s\n' '-- generated from sql/install/*.sql by make; do not edit' \

@@ -7,17 +7,37 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "guc.h"
 #include "shmem.h"
+#include "retention.h"
 #include "tick.h"
 
 static TimestampTz next_tick_at = 0;
+static TimestampTz last_retention_at = 0;
+
+/* Retention at most every ten minutes, in its own short transaction. */
+static void
+run_retention_if_due(TimestampTz now)
+{
+	if (last_retention_at != 0 &&
+		!TimestampDifferenceExceeds(last_retention_at, now, 10 * 60 * 1000))
+		return;
+	pgstat_report_activity(STATE_RUNNING, "mana_ai retention");
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	mana_ai_run_retention();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	last_retention_at = now;
+}
 
 int
 mana_ai_worker_tick_cycle(MemoryContext tick_context)
@@ -51,7 +71,8 @@ mana_ai_worker_tick_cycle(MemoryContext tick_context)
 		LWLockRelease(mana_ai_shared->lock);
 
 		pgstat_report_activity(STATE_RUNNING, "mana_ai tick");
-		/* The tick itself (SPEC 4) is wired in by tick_run.c. */
+		mana_ai_worker_run_tick(tick_context);
+		run_retention_if_due(now);
 		pgstat_report_activity(STATE_IDLE, NULL);
 
 		MemoryContextSwitchTo(old);

@@ -14,4 +14,7 @@
  */
 extern int	mana_ai_worker_tick_cycle(MemoryContext tick_context);
 
+/* tick_run.c: one tick as the worker runs it (own short transactions). */
+extern void mana_ai_worker_run_tick(MemoryContext cxt);
+
 #endif

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# cluster: --preload
 # llm_cancel.sh: the LLM client inside a backend, against tests/mock_llm.py.
 #
 # Runs inside with_cluster.sh (plain cluster, cwd = repo root):

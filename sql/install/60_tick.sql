@@ -1,0 +1,111 @@
+-- 60_tick.sql: the tick (SPEC 4): its own retry state, token ledger,
+-- the iteration shape it writes back, and the entry points.
+
+-- Retries with backoff per due slot (SPEC 4.10), kept here rather than in
+-- the user's log so a failing mission never hammers the LLM every tick.
+CREATE TABLE mana_ai.mission_attempts (
+    user_id          text        NOT NULL,
+    mission_id       text        NOT NULL,
+    slot             text        NOT NULL,   -- the nextRunAt being planned
+    attempts         int         NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz NOT NULL,
+    last_error       text,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, mission_id)
+);
+COMMENT ON TABLE mana_ai.mission_attempts IS
+    'Consecutive planner failures of a mission''s current due slot and when to try again';
+
+-- Tokens spent per agent, for the 24 h budget gate (SPEC 4.4).
+CREATE TABLE mana_ai.token_usage (
+    user_id     text        NOT NULL,
+    agent_id    text        NOT NULL,
+    mission_id  text        NOT NULL,
+    tokens      bigint      NOT NULL CHECK (tokens >= 0),
+    ts          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX token_usage_agent_ts_idx ON mana_ai.token_usage (user_id, agent_id, ts);
+COMMENT ON TABLE mana_ai.token_usage IS
+    'usage.total_tokens per planner call, kept 24 h for maxTokensPerDay';
+
+-- The ISO-8601 form the web app writes (JavaScript toISOString).
+CREATE FUNCTION mana_ai.iso_text(ts timestamptz) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
+
+-- A server iteration (SPEC 1.3) from a parsed plan ({summary, steps}) or,
+-- when error is given ({name, message, phase}), a failed one.
+CREATE FUNCTION mana_ai.build_iteration(iteration_id text, started_at timestamptz,
+                                        finished_at timestamptz, plan jsonb, error jsonb)
+    RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT CASE WHEN error IS NOT NULL THEN
+        jsonb_build_object(
+            'id', iteration_id,
+            'startedAt', mana_ai.iso_text(started_at),
+            'finishedAt', mana_ai.iso_text(finished_at),
+            'plan', '[]'::jsonb,
+            'summary', coalesce(error ->> 'message', ''),
+            'overallStatus', 'failed',
+            'errorDetails', error,
+            'source', 'server')
+    ELSE
+        jsonb_build_object(
+            'id', iteration_id,
+            'startedAt', mana_ai.iso_text(started_at),
+            'finishedAt', mana_ai.iso_text(finished_at),
+            'plan', coalesce((
+                SELECT jsonb_agg(jsonb_build_object(
+                           'id', iteration_id || '-' || (s.idx - 1),
+                           'summary', coalesce(s.step ->> 'summary', ''),
+                           'intent', jsonb_build_object(
+                               'kind', 'toolCall',
+                               'toolName', s.step ->> 'toolName',
+                               'params', coalesce(s.step -> 'params', '{}'::jsonb)),
+                           'status', 'planned',
+                           'rationale', s.step ->> 'rationale') ORDER BY s.idx)
+                  FROM jsonb_array_elements(plan -> 'steps') WITH ORDINALITY AS s(step, idx)),
+                '[]'::jsonb),
+            'summary', coalesce(plan ->> 'summary', ''),
+            'overallStatus', CASE WHEN jsonb_array_length(coalesce(plan -> 'steps', '[]')) > 0
+                                  THEN 'awaiting-review' ELSE 'approved' END,
+            'source', 'server')
+    END;
+END;
+
+CREATE FUNCTION mana_ai.tick() RETURNS jsonb
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'mana_ai_tick_sql';
+COMMENT ON FUNCTION mana_ai.tick() IS
+    'One tick (SPEC 4) in the calling transaction; the worker runs the same code';
+
+-- SPEC 9: callable as written with the default search_path.
+CREATE FUNCTION public.mana_ai_tick() RETURNS jsonb
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'mana_ai_tick_sql';
+COMMENT ON FUNCTION public.mana_ai_tick() IS
+    'One tick of the mana_ai runner: {scannedAt, dueMissionCount, plansProduced, plansWrittenBack, parseFailures, errors[]}';
+REVOKE ALL ON FUNCTION public.mana_ai_tick() FROM PUBLIC;
+
+CREATE FUNCTION mana_ai.build_prompt(user_id text, mission_id text) RETURNS jsonb
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'mana_ai_build_prompt';
+COMMENT ON FUNCTION mana_ai.build_prompt(text, text) IS
+    'The {system, user} messages the planner would send for this mission (grant unwrapped, inputs resolved); no LLM call';
+
+-- Retention of the audit trail.  SECURITY DEFINER so the worker's role,
+-- which does not bypass row-level security, can reach every user's old
+-- rows; the append-only guard still refuses it unless the worker's own
+-- retention code (C, same process) has lifted it for this call.
+CREATE FUNCTION mana_ai.purge_decrypt_audit(keep_minutes int) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH gone AS (
+        DELETE FROM mana_ai.decrypt_audit
+         WHERE ts < now() - make_interval(mins => keep_minutes)
+        RETURNING 1)
+    SELECT count(*) FROM gone;
+END;
+REVOKE ALL ON FUNCTION mana_ai.purge_decrypt_audit(int) FROM PUBLIC;

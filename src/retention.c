@@ -1,0 +1,48 @@
+/*
+ * retention.c: keeps tick_runs, decrypt_audit and the token ledger from
+ * growing without bound (SPEC 9a).
+ *
+ * Owns the only DELETE the decrypt_audit guard lets through: it lifts the
+ * guard for its own statement and always puts it back.  Must never
+ * delete an audit row younger than mana_ai.audit_retention.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "mana_ai.h"
+#include "retention.h"
+
+/* Delete what is older than each retention; caller provides the transaction. */
+void
+mana_ai_run_retention(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+
+	SPI_connect();
+	values[0] = Int32GetDatum(mana_ai_tick_runs_retention);
+	SPI_execute_with_args("DELETE FROM mana_ai.tick_runs"
+						  " WHERE started_at < now() - make_interval(mins => $1)"
+						  "   AND status <> 'running'",
+						  1, types, values, NULL, false, 0);
+	SPI_execute("DELETE FROM mana_ai.token_usage WHERE ts < now() - interval '25 hours'",
+				false, 0);
+
+	values[0] = Int32GetDatum(mana_ai_audit_retention);
+	mana_ai_audit_guard_lift(true);
+	PG_TRY();
+	{
+		SPI_execute_with_args("SELECT mana_ai.purge_decrypt_audit($1)",
+							  1, types, values, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		mana_ai_audit_guard_lift(false);
+	}
+	PG_END_TRY();
+	SPI_finish();
+}
