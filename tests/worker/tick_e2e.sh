@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.role=mana_runner
+# End to end with the worker and the mock LLM: every due mission planned
+# exactly once per slot, gates per (user, agent), the exact row shape of
+# SPEC 1.3/1.4 written as a role without BYPASSRLS, nextRunAt advanced,
+# nothing planned twice, tick_runs and metrics kept.
+set -euo pipefail
+source tests/lib/common.sh
+
+q postgres -c "CREATE ROLE mana_runner LOGIN NOBYPASSRLS" >/dev/null
+setup_mana_sync
+psql -X -q -v ON_ERROR_STOP=1 -d mana_sync -v runner=mana_runner -f tests/fixtures/runner_role.sql >/dev/null
+start_mock_llm
+set_guc mana_ai.llm_url "$MOCK_URL"
+psql -X -q -v ON_ERROR_STOP=1 -d mana_sync -f tests/fixtures/tick_world.sql >/dev/null
+
+written="SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner'"
+# 100 default-agent users + m-busy-1 + m-ghost in the first tick, m-busy-2 (deferred) in the next.
+poll_until 60 mana_sync "$written" 103 || { q mana_sync -c "SELECT id, status, due_missions, errors FROM mana_ai.tick_runs ORDER BY id DESC LIMIT 3" | cut -c1-600; fail "expected 103 write-backs"; }
+first=$(q mana_sync -c "SELECT min(id) FROM mana_ai.tick_runs WHERE source = 'worker' AND plans_written_back > 0")
+[ "$(q mana_sync -c "SELECT plans_written_back FROM mana_ai.tick_runs WHERE id = $first")" = 102 ] \
+    || fail "the first planning tick did not plan all 100 default-agent users plus two"
+# Several more ticks plan nothing.
+poll_until 30 mana_sync "SELECT count(*) >= 3 FROM mana_ai.tick_runs WHERE id > $first + 1 AND status = 'ok'" t \
+    || fail "worker stopped ticking"
+[ "$(q mana_sync -c "$written")" = 103 ] || fail "a later tick planned again"
+[ "$(q mana_sync -c "SELECT count(*) FROM (SELECT record_id FROM sync_changes WHERE client_id = 'mana-ai-runner' GROUP BY record_id HAVING count(*) > 1) d")" = 0 ] \
+    || fail "a mission got two iterations"
+
+# Who was not planned, and why.
+for m in m-paused m-archived m-deleted-agent m-broke m-future m-off m-gone m-manual; do
+    [ "$(q mana_sync -c "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = '$m'")" = 0 ] \
+        || fail "$m must not be planned"
+done
+for d in skipped-paused skipped-archived skipped-deleted skipped-budget skipped-concurrency ran; do
+    [ "$(q mana_sync -c "SELECT value >= 1 FROM mana_ai.metrics WHERE name = 'mana_ai_agent_decisions_total' AND labels ->> 'decision' = '$d'")" = t ] \
+        || fail "no agent decision $d counted"
+done
+
+# The written row, exactly (SPEC 1.3, 1.4, 4.8).
+row="FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = 'm-busy-1'"
+check() { [ "$(q mana_sync -c "SELECT ($1) $row")" = t ] || fail "row shape: $1"; }
+check "op = 'update' AND app_id = 'ai' AND table_name = 'aiMissions' AND user_id = 'alice' AND schema_version = 1"
+check "(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(data) k) = '{iterations,nextRunAt,updatedAt}'"
+check "(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(field_timestamps) k) = '{iterations,nextRunAt,updatedAt}'"
+check "field_timestamps ->> 'iterations' = data ->> 'updatedAt' AND field_timestamps ->> 'nextRunAt' = data ->> 'updatedAt'"
+check "actor = jsonb_build_object('kind', 'ai', 'principalId', 'ag-busy', 'displayName', 'Fleissig', 'missionId', 'm-busy-1', 'iterationId', data -> 'iterations' -> -1 ->> 'id', 'rationale', 'Ziel m-busy-1')"
+check "jsonb_array_length(data -> 'iterations') = 1"
+check "(data -> 'iterations' -> 0 ->> 'source') = 'server' AND (data -> 'iterations' -> 0 ->> 'overallStatus') = 'awaiting-review'"
+check "(data -> 'iterations' -> 0 ->> 'id') ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'"
+check "(data -> 'iterations' -> 0 -> 'plan' -> 0 ->> 'id') = (data -> 'iterations' -> 0 ->> 'id') || '-0'"
+check "(data -> 'iterations' -> 0 -> 'plan' -> 0 -> 'intent' ->> 'kind') = 'toolCall' AND (data -> 'iterations' -> 0 -> 'plan' -> 0 ->> 'status') = 'planned'"
+check "(data -> 'iterations' -> 0 ->> 'startedAt') ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$'"
+# cron "0 9 * * 1-5" in UTC: the next weekday 09:00 after the write.
+check "mana_ai.iso_timestamp(data ->> 'nextRunAt') = mana_ai.next_run_at('{\"kind\": \"cron\", \"expression\": \"0 9 * * 1-5\"}', mana_ai.iso_timestamp(data ->> 'updatedAt'))"
+# An agent that matches no snapshot runs as legacy.
+[ "$(q mana_sync -c "SELECT actor ->> 'principalId' || '|' || (actor ->> 'displayName') FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = 'm-ghost'")" = "legacy:ai-default|Mana" ] \
+    || fail "m-ghost was not written as a legacy mission"
+# interval cadence: nextRunAt = write time + 60 min
+[ "$(q mana_sync -c "SELECT mana_ai.iso_timestamp(data ->> 'nextRunAt') - mana_ai.iso_timestamp(data ->> 'updatedAt') FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = 'm-u042'")" = "01:00:00" ] \
+    || fail "interval cadence did not advance by everyMinutes"
+# The snapshot follows: not due any more.
+[ "$(q mana_sync -c "SELECT count(*) FROM mana_ai.due_missions WHERE mission_id LIKE 'm-u%'")" = 0 ] \
+    || fail "planned missions are still due"
+# Written as the worker's role, which does not bypass RLS.
+[ "$(q postgres -c "SELECT rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = 'mana_runner'")" = f ] || fail "runner role bypasses RLS"
+[ "$(q postgres -c "SELECT usename FROM pg_stat_activity WHERE backend_type = 'mana_ai worker'")" = mana_runner ] || fail "worker not running as mana_runner"
+# Ops surface.
+[ "$(q mana_sync -c "SELECT count(*) FROM mana_ai.tick_runs WHERE status NOT IN ('ok', 'overlap-skipped')")" = 0 ] || fail "a tick did not finish ok"
+[ "$(q mana_sync -c "SELECT value >= 103 FROM mana_ai.metrics WHERE name = 'mana_ai_plans_written_back_total'")" = t ] || fail "metrics"
+q mana_sync -c "SELECT mana_ai.metrics_prometheus()" | grep -q '^mana_ai_ticks_total [1-9]' || fail "prometheus text"
+echo "tick end to end ok"
