@@ -57,8 +57,13 @@ typedef struct KindDef
 
 static const KindDef kind_defs[2] = {
 	{1, "missions", "aiMissions",
-		"SELECT mission_id, record, last_applied_at FROM mana_ai.mission_snapshots"
-		" WHERE user_id = $1 AND mission_id = ANY ($2) ORDER BY mission_id COLLATE \"C\"",
+		"SELECT r.id, s.record, s.last_applied_at, t.record_id IS NOT NULL"
+		"  FROM unnest($2::text[]) AS r(id)"
+		"  LEFT JOIN mana_ai.mission_snapshots s ON s.user_id = $1 AND s.mission_id = r.id"
+		"  LEFT JOIN mana_ai.snapshot_tombstones t"
+		"         ON t.kind = 'missions' AND t.user_id = $1 AND t.record_id = r.id"
+		" WHERE s.record IS NOT NULL OR t.record_id IS NOT NULL"
+		" ORDER BY r.id COLLATE \"C\"",
 		"INSERT INTO mana_ai.mission_snapshots AS s"
 		" (user_id, mission_id, record, last_applied_at, updated_at)"
 		" SELECT $1, u.r, u.j, u.t, now() FROM unnest($2::text[], $3::jsonb[], $4::timestamptz[]) AS u(r, j, t)"
@@ -66,8 +71,13 @@ static const KindDef kind_defs[2] = {
 		" last_applied_at = excluded.last_applied_at, updated_at = excluded.updated_at",
 		"DELETE FROM mana_ai.mission_snapshots WHERE user_id = $1 AND mission_id = ANY ($2)"},
 	{2, "agents", "agents",
-		"SELECT agent_id, record, last_applied_at FROM mana_ai.agent_snapshots"
-		" WHERE user_id = $1 AND agent_id = ANY ($2) ORDER BY agent_id COLLATE \"C\"",
+		"SELECT r.id, s.record, s.last_applied_at, t.record_id IS NOT NULL"
+		"  FROM unnest($2::text[]) AS r(id)"
+		"  LEFT JOIN mana_ai.agent_snapshots s ON s.user_id = $1 AND s.agent_id = r.id"
+		"  LEFT JOIN mana_ai.snapshot_tombstones t"
+		"         ON t.kind = 'agents' AND t.user_id = $1 AND t.record_id = r.id"
+		" WHERE s.record IS NOT NULL OR t.record_id IS NOT NULL"
+		" ORDER BY r.id COLLATE \"C\"",
 		"INSERT INTO mana_ai.agent_snapshots AS s"
 		" (user_id, agent_id, record, last_applied_at, updated_at)"
 		" SELECT $1, u.r, u.j, u.t, now() FROM unnest($2::text[], $3::jsonb[], $4::timestamptz[]) AS u(r, j, t)"
@@ -90,11 +100,6 @@ static const char *history_sql =
 	"SELECT op, data, field_timestamps, created_at FROM public.sync_changes"
 	" WHERE table_name = $1 AND record_id = $2 AND user_id = $3 AND app_id = 'ai'"
 	" ORDER BY created_at, id";
-
-static const char *tombstones_sql =
-	"SELECT record_id FROM mana_ai.snapshot_tombstones"
-	" WHERE kind = $1 AND user_id = $2 AND record_id = ANY ($3)"
-	" ORDER BY record_id COLLATE \"C\"";
 
 static const char *add_tombstones_sql =
 	"INSERT INTO mana_ai.snapshot_tombstones (kind, user_id, record_id)"
@@ -166,18 +171,49 @@ typedef struct UserWrites
 /* One user's already stored state for the records the new rows touch. */
 typedef struct StoredState
 {
-	SPITupleTable *snapshots;	/* (id, record, last_applied_at) sorted by id "C" */
-	uint64		nsnapshots;
-	uint64		snap_pos;
-	SPITupleTable *tombstones;	/* (record_id) sorted by id "C" */
-	uint64		ntombstones;
-	uint64		tomb_pos;
+	/* (id, record or NULL, last_applied_at, tombstoned) sorted by id "C" */
+	SPITupleTable *state;
+	uint64		nstate;
+	uint64		pos;
 } StoredState;
+
+/*
+ * Plans prepared once per refresh run (per user they would be re-planned
+ * thousands of times on a cold refresh).  Keyed by the statement's static
+ * string; they live in SPI's procedure context and go with SPI_finish.
+ */
+#define MAX_PLANS 32
+static struct
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+}			run_plans[MAX_PLANS];
+static int	n_run_plans = 0;
+
+static SPIPlanPtr
+plan_for(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan;
+
+	for (int i = 0; i < n_run_plans; i++)
+		if (run_plans[i].sql == sql)
+			return run_plans[i].plan;
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "mana_ai refresh: could not prepare (SPI code %d): %s", SPI_result, sql);
+	if (n_run_plans < MAX_PLANS)
+	{
+		run_plans[n_run_plans].sql = sql;
+		run_plans[n_run_plans].plan = plan;
+		n_run_plans++;
+	}
+	return plan;
+}
 
 static void
 run_or_fail(const char *sql, int nargs, Oid *types, Datum *args, int expected)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0);
+	int			rc = SPI_execute_plan(plan_for(sql, nargs, types), args, NULL, false, 0);
 
 	if (rc != expected)
 		elog(ERROR, "mana_ai refresh: statement failed (SPI code %d): %s", rc, sql);
@@ -233,8 +269,7 @@ replay_history(const KindDef *def, const char *user_id, const char *record_id,
 	args[0] = CStringGetTextDatum(def->table_name);
 	args[1] = CStringGetTextDatum(record_id);
 	args[2] = CStringGetTextDatum(user_id);
-	if (SPI_execute_with_args(history_sql, 3, types, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "mana_ai refresh: could not read the history of %s", record_id);
+	run_or_fail(history_sql, 3, types, args, SPI_OK_SELECT);
 	t = SPI_tuptable;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -285,18 +320,18 @@ refresh_record(const KindDef *def, const char *user_id, SPITupleTable *rows,
 		}
 	}
 
-	tombstoned = seek_sorted(stored->tombstones, stored->ntombstones,
-							 &stored->tomb_pos, record_id);
-	if (tombstoned)
-		return;					/* a tombstone is terminal */
-
-	has_snapshot = seek_sorted(stored->snapshots, stored->nsnapshots,
-							   &stored->snap_pos, record_id);
-	if (has_snapshot)
+	if (seek_sorted(stored->state, stored->nstate, &stored->pos, record_id))
 	{
-		old_record = row_jsonb(stored->snapshots, stored->snap_pos, 2);
-		old_last = DatumGetTimestampTz(tuple_datum(stored->snapshots, stored->snap_pos, 3, &isnull));
+		tombstoned = DatumGetBool(tuple_datum(stored->state, stored->pos, 4, &isnull));
+		if (tombstoned)
+			return;				/* a tombstone is terminal */
+		old_record = row_jsonb(stored->state, stored->pos, 2);
+		has_snapshot = old_record != NULL;
+		if (has_snapshot)
+			old_last = DatumGetTimestampTz(tuple_datum(stored->state, stored->pos, 3, &isnull));
 	}
+	else
+		has_snapshot = false;
 
 	if (has_snapshot && first_at <= old_last)
 	{
@@ -350,8 +385,8 @@ load_stored(const KindDef *def, const char *user_id, SPITupleTable *rows,
 			uint64 nrows, StoredState *stored)
 {
 	DatumList	ids = {0};
-	Oid			types[3] = {TEXTOID, TEXTARRAYOID, InvalidOid};
-	Datum		args[3];
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		args[2];
 	char	   *prev = NULL;
 
 	for (uint64 i = 0; i < nrows; i++)
@@ -365,18 +400,8 @@ load_stored(const KindDef *def, const char *user_id, SPITupleTable *rows,
 	args[0] = CStringGetTextDatum(user_id);
 	args[1] = text_array(&ids);
 	run_or_fail(def->load_sql, 2, types, args, SPI_OK_SELECT);
-	stored->snapshots = SPI_tuptable;
-	stored->nsnapshots = SPI_processed;
-
-	types[0] = TEXTOID;
-	types[1] = TEXTOID;
-	types[2] = TEXTARRAYOID;
-	args[0] = CStringGetTextDatum(def->kind);
-	args[1] = CStringGetTextDatum(user_id);
-	args[2] = text_array(&ids);
-	run_or_fail(tombstones_sql, 3, types, args, SPI_OK_SELECT);
-	stored->tombstones = SPI_tuptable;
-	stored->ntombstones = SPI_processed;
+	stored->state = SPI_tuptable;
+	stored->nstate = SPI_processed;
 }
 
 /* Write one user's batched results. */
@@ -460,8 +485,7 @@ refresh_user(const KindDef *def, const char *user_id, TimestampTz since,
 		CHECK_FOR_INTERRUPTS();
 	}
 	flush_writes(def, user_id, &w);
-	SPI_freetuptable(stored.snapshots);
-	SPI_freetuptable(stored.tombstones);
+	SPI_freetuptable(stored.state);
 	SPI_freetuptable(rows);
 	mana_ai_leave_user_scope(nest);
 }
@@ -558,8 +582,10 @@ mana_ai_refresh_snapshots_run(RefreshCounts *missions, RefreshCounts *agents)
 				ac;
 
 	SPI_connect();
+	n_run_plans = 0;
 	refresh_kind(&kind_defs[0], &mc);
 	refresh_kind(&kind_defs[1], &ac);
+	n_run_plans = 0;
 	SPI_finish();
 
 	mana_ai_metric_inc(MC_SNAPSHOTS_NEW, mc.new_snapshots + ac.new_snapshots);
