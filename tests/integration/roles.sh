@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# roles.sh: the privilege blocks printed in the README do what the README
+# says, so a DBA can paste them.
+#  - the worker's GRANT block is the one tests/fixtures/runner_role.sql
+#    (used by every worker test) applies: they cannot drift apart;
+#  - with it, a NOBYPASSRLS role runs a whole tick (SQL path) and writes a
+#    plan through sync_changes' row-level security;
+#  - the operator block lets mana_ops read the ops views and nothing that
+#    decrypts or reads snapshots directly;
+#  - PUBLIC gets only what 99_privileges.sql lists.
+# Runs inside with_cluster.sh (no preload), cwd = repo root.
+set -euo pipefail
+. tests/lib/common.sh
+db=mana_sync
+
+# readme_sql HEADING: the ```sql blocks under that "### " heading.
+readme_sql() {
+    awk -v h="### $1" '
+        $0 == h { inside = 1; next }
+        inside && /^##/ { exit }
+        inside && /^```sql/ { code = 1; next }
+        inside && /^```/ { code = 0; next }
+        inside && code { print }' README.md
+}
+# normalise SQL text for comparison: no comments, one statement per line
+statements() { sed 's/--.*//' | tr '\n' ' ' | tr -s ' ' | sed 's/; */;\n/g' | sed 's/^ //' | grep -v '^$'; }
+
+worker_block=$(readme_sql "The worker's role")
+ops_block=$(readme_sql "An operator role")
+[ -n "$worker_block" ] || fail "README has no SQL block under 'The worker's role'"
+[ -n "$ops_block" ] || fail "README has no SQL block under 'An operator role'"
+diff <(echo "$worker_block" | statements) \
+     <(sed 's/:"runner"/mana_runner/g' tests/fixtures/runner_role.sql | statements) \
+    || fail "README worker GRANTs differ from tests/fixtures/runner_role.sql"
+echo "ok - README worker block = runner_role.sql"
+
+setup_mana_sync "$db"
+q postgres -c "CREATE ROLE mana_runner LOGIN NOBYPASSRLS" -c "CREATE ROLE nobody LOGIN" >/dev/null
+echo "$worker_block" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
+echo "$ops_block" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
+q postgres -c "CREATE ROLE ops_alice LOGIN IN ROLE mana_ops" >/dev/null
+# (sessions below connect as the superuser and SET ROLE: the privileges
+# checked are the role's, and the cluster has no passwords)
+echo "ok - both README blocks run as written"
+
+# as ROLE: run SQL; expect success (ok) or a permission error (denied)
+as() {
+    local role=$1 want=$2 sql=$3 out
+    if out=$(psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SET ROLE $role" -c "$sql" 2>&1); then
+        [ "$want" = ok ] || fail "$role could run: $sql"
+    else
+        [ "$want" = denied ] || fail "$role could not run: $sql ($out)"
+        case $out in *"permission denied"*) ;; *) fail "$role: $sql failed for another reason: $out" ;; esac
+    fi
+    echo "ok - $role $want: $sql"
+}
+
+# the operator reads the ops surface ...
+for sql in "SELECT count(*) FROM mana_ai.status" "SELECT count(*) FROM mana_ai.metrics" \
+           "SELECT count(*) FROM mana_ai.tick_runs" "SELECT count(*) FROM mana_ai.missions" \
+           "SELECT count(*) FROM mana_ai.due_missions" "SELECT count(*) FROM mana_ai.agents" \
+           "SELECT length(mana_ai.metrics_prometheus()) >= 0"; do
+    as ops_alice ok "$sql"
+done
+# ... but nothing that decrypts, reads raw snapshots or writes
+for sql in "SELECT count(*) FROM mana_ai.mission_snapshots" "SELECT count(*) FROM mana_ai.decrypt_audit" \
+           "SELECT mana_ai.grant_status('{}')" "SELECT mana_ai.resolve_inputs('alice', 'm1')" \
+           "SELECT mana_ai.build_prompt('alice', 'm1')" "SELECT * FROM mana_ai.refresh_snapshots()" \
+           "DELETE FROM mana_ai.tick_runs" "SELECT count(*) FROM public.sync_changes"; do
+    as ops_alice denied "$sql"
+done
+# PUBLIC: the tool catalog, cadence arithmetic, own audit rows; no tick
+as nobody ok "SELECT count(*) FROM mana_ai.tools"
+as nobody ok "SELECT mana_ai.next_run_at('{\"kind\": \"interval\", \"everyMinutes\": 5}', now()) IS NOT NULL"
+as nobody ok "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT"
+for sql in "SELECT mana_ai_tick()" "SELECT count(*) FROM mana_ai.status" "SELECT count(*) FROM mana_ai.missions" \
+           "SELECT count(*) FROM mana_ai.tick_runs" "SELECT mana_ai.metrics_prometheus()"; do
+    as nobody denied "$sql"
+done
+
+# The worker's role, without BYPASSRLS, runs a whole tick.
+start_mock_llm
+psql -X -qAt -d "$db" -c "LOAD 'mana_ai'" -c "ALTER SYSTEM SET mana_ai.llm_url = '$MOCK_URL'" \
+     -c "SELECT pg_reload_conf()" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" <<'SQL' >/dev/null
+INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+VALUES ('ai', 'aiMissions', 'm-roles', 'carol', 'insert',
+        '{"title": "Rollen", "objective": "Rechte pruefen", "conceptMarkdown": "x", "inputs": [],
+          "cadence": {"kind": "interval", "everyMinutes": 60}, "state": "active",
+          "nextRunAt": "2026-01-01T08:00:00.000Z", "iterations": [],
+          "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"}', 'web');
+SQL
+result=$(psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SET ROLE mana_runner" -c "SELECT mana_ai_tick() ->> 'plansWrittenBack'")
+[ "$result" = 1 ] || fail "the worker's role could not plan: plansWrittenBack=$result"
+[ "$(q "$db" -c "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND user_id = 'carol'")" = 1 ] \
+    || fail "no write-back row"
+echo "ok - mana_runner (NOBYPASSRLS) ran a tick and wrote the plan"
+as ops_alice denied "SELECT mana_ai_tick()"
+echo "roles ok"
