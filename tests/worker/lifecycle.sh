@@ -17,11 +17,15 @@ pid=$(q mana_sync -c "SELECT worker_pid FROM mana_ai.status")
     || fail "mana_ai.status.worker_pid ($pid) is not the worker's pid"
 poll_until 10 mana_sync "SELECT last_tick_started_at IS NOT NULL FROM mana_ai.status" t || fail "worker never ticked"
 
-# Terminated: the launcher starts a new one.
+# Terminated: the launcher starts a new one; the metrics in shared memory stay.
+ticks="SELECT value FROM mana_ai.metrics WHERE name = 'mana_ai_ticks_total' AND labels = '{}'"
+poll_until 20 mana_sync "SELECT ($ticks) >= 3" t || fail "fewer than 3 ticks counted"
+before=$(q mana_sync -c "$ticks")
 q postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
 poll_until 20 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mana_ai worker' AND pid <> $pid" 1 \
     || fail "worker was not restarted after pg_terminate_backend"
-echo "restarted after pg_terminate_backend"
+[ "$(q mana_sync -c "SELECT ($ticks) >= $before")" = t ] || fail "mana_ai_ticks_total went back from $before after the restart"
+echo "restarted after pg_terminate_backend, metrics kept"
 
 # SIGHUP: a new tick_interval reaches the worker's schedule.
 set_guc mana_ai.tick_interval 7s
