@@ -98,6 +98,7 @@ typedef struct Tick
 static Jsonb *run_tick(TickMode mode, MemoryContext cxt);
 static bool try_tick_lock(TickMode mode);
 static void release_tick_lock(TickMode mode);
+static void worker_xact_begin(void);
 static void unit_begin(Tick *t);
 static void unit_commit(Tick *t);
 static bool run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error);
@@ -239,7 +240,7 @@ release_tick_lock(TickMode mode)
 
 	if (!in_xact)
 	{
-		StartTransactionCommand();
+		worker_xact_begin();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
 	SPI_connect();
@@ -252,12 +253,26 @@ release_tick_lock(TickMode mode)
 	}
 }
 
+/*
+ * A worker transaction.  A background worker has no statements, so
+ * nothing advances the statement start time that StartTransaction copies
+ * into now(): without this, now() would stay at the worker's first
+ * transaction forever, and backoffs (next_attempt_at > now()), due
+ * missions and the token window would never move on.
+ */
+static void
+worker_xact_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+}
+
 static void
 unit_begin(Tick *t)
 {
 	if (t->mode == TICK_WORKER)
 	{
-		StartTransactionCommand();
+		worker_xact_begin();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
 	MemoryContextSwitchTo(t->cxt);
@@ -286,7 +301,7 @@ run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
 	volatile bool ok = true;
 
 	if (t->mode == TICK_WORKER)
-		StartTransactionCommand();
+		worker_xact_begin();
 	else
 		BeginInternalSubTransaction(NULL);
 	if (t->mode == TICK_WORKER)
