@@ -89,9 +89,9 @@ before=$(q mana_sync -c "SELECT coalesce(max(id), 0) FROM mana_ai.tick_runs")
 add_missions <<'EOF'
 m-c|u-c|Schluessel kaputt
 EOF
-poll_until 30 mana_sync "SELECT count(*) FROM mana_ai.tick_runs WHERE id > $before AND status = 'failed'" 1 \
+poll_until 30 mana_sync "SELECT count(*) >= 1 FROM mana_ai.tick_runs WHERE id > $before AND status = 'failed'" t \
     || fail "no failed tick with an unusable key file: $(q mana_sync -c "SELECT id, status, errors FROM mana_ai.tick_runs WHERE id > $before")"
-[ "$(q mana_sync -c "SELECT source || '|' || (finished_at IS NOT NULL) || '|' || (errors ->> -1 LIKE 'LLM key file \"%\" has group or world access')
+[ "$(q mana_sync -c "SELECT DISTINCT source || '|' || (finished_at IS NOT NULL) || '|' || (errors ->> -1 LIKE 'LLM key file \"%\" has group or world access')
                       FROM mana_ai.tick_runs WHERE id > $before AND status = 'failed'")" = "worker|true|true" ] \
     || fail "failed tick: $(q mana_sync -c "SELECT source, finished_at, errors FROM mana_ai.tick_runs WHERE id > $before AND status = 'failed'")"
 wait_for_log 10 'mana_ai worker: LLM key file ".*" has group or world access' || fail "the key file problem was not logged"
@@ -106,6 +106,8 @@ poll_until 40 mana_sync "SELECT count(*) FROM sync_changes WHERE client_id = 'ma
     || fail "a tick run was left running"
 echo "unusable key file: tick closed as failed, logged once, no attempt counted; fixed: planned"
 
+[ "$(q mana_sync -c "SELECT value >= 3 + 2 * 2 FROM mana_ai.metrics WHERE name = 'mana_ai_mission_errors_total'")" = t ] \
+    || fail "mission errors not counted: $(q mana_sync -c "SELECT value FROM mana_ai.metrics WHERE name = 'mana_ai_mission_errors_total'")"
 assert_no_key
 [ "$(log_count 'terminated by signal')" = 0 ] || fail "a process crashed"
 echo "the bearer key is nowhere but in the request headers"
