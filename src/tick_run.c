@@ -27,6 +27,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/json.h"
@@ -98,6 +99,8 @@ typedef struct Tick
 static Jsonb *run_tick(TickMode mode, MemoryContext cxt);
 static bool try_tick_lock(TickMode mode);
 static void release_tick_lock(TickMode mode);
+static void worker_xact_begin(void);
+static void fail_worker_run(Tick *t) pg_attribute_noreturn();
 static void unit_begin(Tick *t);
 static void unit_commit(Tick *t);
 static bool run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error);
@@ -169,7 +172,10 @@ run_tick(TickMode mode, MemoryContext cxt)
 	insert_run(t, "running");
 	unit_commit(t);
 
-	/* The lock is a session lock in the worker: release it whatever happens. */
+	/*
+	 * The lock is a session lock in the worker: release it whatever
+	 * happens, and never leave the run "running" behind an error.
+	 */
 	PG_TRY();
 	{
 		refresh_phase(t);
@@ -192,12 +198,15 @@ run_tick(TickMode mode, MemoryContext cxt)
 		finish_run(t, "ok");
 		unit_commit(t);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		if (mode == TICK_WORKER)
-			release_tick_lock(mode);
+			fail_worker_run(t); /* does not return */
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (mode == TICK_WORKER)
+		release_tick_lock(mode);
 
 	mana_ai_metric_inc(MC_TICKS, 1);
 	mana_ai_metric_inc(MC_PLANS_PRODUCED, t->produced);
@@ -239,7 +248,7 @@ release_tick_lock(TickMode mode)
 
 	if (!in_xact)
 	{
-		StartTransactionCommand();
+		worker_xact_begin();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
 	SPI_connect();
@@ -252,12 +261,75 @@ release_tick_lock(TickMode mode)
 	}
 }
 
+/*
+ * A worker transaction.  A background worker has no statements, so
+ * nothing advances the statement start time that StartTransaction copies
+ * into now(): without this, now() would stay at the worker's first
+ * transaction forever, and backoffs (next_attempt_at > now()), due
+ * missions and the token window would never move on.
+ */
+static void
+worker_xact_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+}
+
+/*
+ * An error ended the worker's tick (a phase's query failed, the LLM key
+ * file is unusable, a cancel): undo the open transaction, let go of the
+ * tick lock (the only session-level advisory lock the worker takes), and
+ * close the run as failed with the error, so it does not stay "running"
+ * until the next restart.  Then the error goes on up to the worker loop,
+ * which logs it and tries again later.  From SQL none of this is needed:
+ * the caller's transaction takes the run row and the lock with it.
+ */
+static void
+fail_worker_run(Tick *t)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(t->cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	LockReleaseSession(USER_LOCKMETHOD);
+
+	PG_TRY();
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		values[2];
+
+		values[0] = Int64GetDatum(t->run_id);
+		values[1] = CStringGetTextDatum(edata->message ? edata->message : "error");
+		worker_xact_begin();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		SPI_connect();
+		SPI_execute_with_args("UPDATE mana_ai.tick_runs SET status = 'failed', finished_at = clock_timestamp(),"
+							  "       errors = errors || jsonb_build_array($2)"
+							  " WHERE id = $1 AND status = 'running'",
+							  2, types, values, NULL, false, 0);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		/* Nothing more to save: the original error is the one to report. */
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(t->cxt);
+	ReThrowError(edata);
+}
+
 static void
 unit_begin(Tick *t)
 {
 	if (t->mode == TICK_WORKER)
 	{
-		StartTransactionCommand();
+		worker_xact_begin();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
 	MemoryContextSwitchTo(t->cxt);
@@ -286,7 +358,7 @@ run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
 	volatile bool ok = true;
 
 	if (t->mode == TICK_WORKER)
-		StartTransactionCommand();
+		worker_xact_begin();
 	else
 		BeginInternalSubTransaction(NULL);
 	if (t->mode == TICK_WORKER)

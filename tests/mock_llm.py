@@ -9,7 +9,8 @@ request's headers or body (a bearer key may be in them), and stops by itself
   POST /__control             JSON body changes options at run time, e.g.
                               {"mode": "fail-n-then-ok", "fail_n": 2}
   GET  /__requests            JSON list of received requests (capped):
-                              {path, headers, body, mode, status}
+                              {path, headers, body, mode, status, at}
+                              (at: arrival, Unix epoch seconds)
   GET  /__stats               counters: requests, by_mode, by_status,
                               in_flight, max_in_flight, options
   POST /__reset               clears requests, stats and per-message counters
@@ -249,6 +250,7 @@ class Handler(BaseHTTPRequestHandler):
                     "body": body if body is not None else raw[:4096].decode("utf-8", "replace"),
                     "mode": mode,
                     "status": status,
+                    "at": time.time(),
                 })
 
     def answer(self, mode, opts):
