@@ -239,6 +239,7 @@ release_tick_lock(TickMode mode)
 
 	if (!in_xact)
 	{
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
@@ -257,6 +258,13 @@ unit_begin(Tick *t)
 {
 	if (t->mode == TICK_WORKER)
 	{
+		/*
+		 * now() is the statement start time, which only postgres.c advances
+		 * for client backends: a worker must do it itself before every
+		 * transaction, or now() stays at its start (no mission would ever
+		 * become due, backoffs would never end).
+		 */
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
@@ -286,7 +294,10 @@ run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
 	volatile bool ok = true;
 
 	if (t->mode == TICK_WORKER)
+	{
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+	}
 	else
 		BeginInternalSubTransaction(NULL);
 	if (t->mode == TICK_WORKER)
