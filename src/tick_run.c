@@ -98,6 +98,7 @@ typedef struct Tick
 static Jsonb *run_tick(TickMode mode, MemoryContext cxt);
 static bool try_tick_lock(TickMode mode);
 static void release_tick_lock(TickMode mode);
+static void worker_tick_failed(Tick *t) pg_attribute_noreturn();
 static void unit_begin(Tick *t);
 static void unit_commit(Tick *t);
 static bool run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error);
@@ -192,12 +193,15 @@ run_tick(TickMode mode, MemoryContext cxt)
 		finish_run(t, "ok");
 		unit_commit(t);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		if (mode == TICK_WORKER)
-			release_tick_lock(mode);
+			worker_tick_failed(t);	/* rethrows */
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (mode == TICK_WORKER)
+		release_tick_lock(mode);
 
 	mana_ai_metric_inc(MC_TICKS, 1);
 	mana_ai_metric_inc(MC_PLANS_PRODUCED, t->produced);
@@ -251,6 +255,31 @@ release_tick_lock(TickMode mode)
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
+}
+
+/*
+ * The worker's tick raised (an ERROR, a query cancel): roll back what was
+ * open, then in a clean transaction close the run as failed and release
+ * the session lock, and let the error go on to the worker loop.  The run
+ * would otherwise stay 'running' for the life of the worker (only a
+ * worker start marks such runs), and an unlock tried inside the failed
+ * transaction could itself fail and leave the lock held.
+ */
+static void
+worker_tick_failed(Tick *t)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(t->cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	add_error(t, "%s", edata->message);
+	unit_begin(t);
+	finish_run(t, "failed");
+	release_tick_lock(TICK_WORKER);
+	unit_commit(t);
+	ReThrowError(edata);
 }
 
 static void
