@@ -261,6 +261,7 @@ check_database_and_role(void)
 {
 	LauncherWait result = LW_NONE;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (!database_exists(mana_ai_database))
@@ -367,6 +368,7 @@ mana_ai_worker_main(Datum main_arg)
 	LWLockRelease(mana_ai_shared->lock);
 	before_shmem_exit(worker_shmem_exit, (Datum) 0);
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	ereport(LOG, (errmsg("mana_ai worker started in database \"%s\" as role \"%s\"",
 						 mana_ai_database, GetUserNameFromId(GetUserId(), false))));
@@ -500,6 +502,7 @@ extension_installed(void)
 {
 	bool		found;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	found = OidIsValid(get_extension_oid("mana_ai", true));
 	CommitTransactionCommand();
@@ -512,6 +515,7 @@ mark_unfinished_ticks_failed(void)
 {
 	int			ret;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
