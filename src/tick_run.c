@@ -923,6 +923,25 @@ push_int(JsonbParseState **state, const char *key, int64 n)
 	push_pair(state, key, &v);
 }
 
+/*
+ * ISO-8601 in UTC with milliseconds, as every other stamp mana_ai writes:
+ * timestamptz_out would follow the caller's DateStyle and TimeZone.
+ */
+static char *
+iso_utc(TimestampTz ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+					tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min,
+					tm.tm_sec, (int) (fsec / 1000));
+}
+
 /* {scannedAt, dueMissionCount, plansProduced, plansWrittenBack, parseFailures, errors[]} */
 static Jsonb *
 tick_result(Tick *t)
@@ -930,8 +949,7 @@ tick_result(Tick *t)
 	JsonbParseState *state = NULL;
 	JsonbValue	v;
 	ListCell   *lc;
-	char	   *scanned = DatumGetCString(DirectFunctionCall1(timestamptz_out,
-															  TimestampTzGetDatum(t->scanned_at)));
+	char	   *scanned = iso_utc(t->scanned_at);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	v.type = jbvString;

@@ -44,7 +44,7 @@ res=$(q mana_sync -c "SELECT mana_ai_tick()")
 chk() { [ "$(q mana_sync -v res="$res" <<<"SELECT ($1) FROM (SELECT :'res'::jsonb AS r) x")" = t ] || fail "mana_ai_tick() gave $res; wanted $1"; }
 chk "r -> 'errors' = '[\"overlap-skipped\"]'"
 chk "(r ->> 'dueMissionCount', r ->> 'plansProduced', r ->> 'plansWrittenBack', r ->> 'parseFailures') = ('0', '0', '0', '0')"
-chk "r ? 'scannedAt'"
+chk "r ->> 'scannedAt' ~ '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z$'"
 sql_run=$(q mana_sync -v res="$res" <<<"SELECT (:'res'::jsonb ->> 'tickRunId')::bigint")
 [ "$(q mana_sync -c "SELECT source || '|' || status || '|' || (finished_at IS NOT NULL) || '|' || errors::text || '|' || (backend_pid <> (SELECT pid FROM pg_stat_activity WHERE backend_type = 'mana_ai worker'))
                       FROM mana_ai.tick_runs WHERE id = $sql_run")" = 'sql|overlap-skipped|true|["overlap-skipped"]|true' ] \
