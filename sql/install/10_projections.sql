@@ -117,20 +117,28 @@ COMMENT ON FUNCTION mana_ai.refresh_horizon() IS
     'Oldest start of an open transaction in this database (refresh cursor bound); returns no user data';
 
 -- THE ONLY CROSS-USER READ.  Which users have ai/aiMissions or ai/agents
--- rows created at or after since: user ids only, never data.  Owned by
--- the superuser who ran CREATE EXTENSION, so it sees past row-level
--- security; everything else reads one user's rows under that user's
--- app.current_user_id.  Uses the opt-in index sync_changes_mana_ai_refresh_idx
--- (see docs) when it exists, else a skip scan over user_id using the
--- production index (user_id, app_id, ...).
+-- rows (table_name: one of them; NULL: either) created at or after since:
+-- user ids only, never data.  Owned by the superuser who ran CREATE
+-- EXTENSION, so it sees past row-level security; everything else reads
+-- one user's rows under that user's app.current_user_id.  Uses the
+-- opt-in index sync_changes_mana_ai_refresh_idx (see docs) when it exists
+-- and is valid: then O(new rows).  Else a skip scan over user_id on the
+-- production index (user_id, app_id, created_at), one probe for the next
+-- user and one for that user's ai rows since: O(users), no row data read.
 CREATE FUNCTION mana_ai.snapshot_users_since(table_name text, since timestamptz)
     RETURNS SETOF text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    tables text[];
 BEGIN
-    IF table_name IS NULL OR table_name NOT IN ('aiMissions', 'agents') THEN
-        RAISE EXCEPTION 'table_name must be aiMissions or agents'
+    IF table_name IS NULL THEN
+        tables := ARRAY['aiMissions', 'agents'];
+    ELSIF table_name IN ('aiMissions', 'agents') THEN
+        tables := ARRAY[table_name];
+    ELSE
+        RAISE EXCEPTION 'table_name must be aiMissions, agents or NULL (both)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
@@ -138,7 +146,7 @@ BEGIN
                   AND i.indisvalid) THEN
         RETURN QUERY
             SELECT DISTINCT s.user_id FROM public.sync_changes s
-             WHERE s.app_id = 'ai' AND s.table_name = snapshot_users_since.table_name
+             WHERE s.app_id = 'ai' AND s.table_name = ANY (tables)
                AND s.created_at >= since;
     ELSE
         RETURN QUERY
@@ -153,13 +161,13 @@ BEGIN
              WHERE u.user_id IS NOT NULL
                AND EXISTS (SELECT 1 FROM public.sync_changes s
                             WHERE s.user_id = u.user_id AND s.app_id = 'ai'
-                              AND s.table_name = snapshot_users_since.table_name
-                              AND s.created_at >= since);
+                              AND s.created_at >= since
+                              AND s.table_name = ANY (tables));
     END IF;
 END
 $$;
 COMMENT ON FUNCTION mana_ai.snapshot_users_since(text, timestamptz) IS
-    'The only cross-user read of the refresh: ids of users with new aiMissions/agents rows, never data';
+    'The only cross-user read of the refresh: ids of users with new aiMissions/agents rows (NULL table_name: either), never data';
 
 CREATE FUNCTION mana_ai.refresh_snapshots()
     RETURNS TABLE (kind text, rows_applied bigint, new_snapshots int,
