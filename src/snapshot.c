@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -55,8 +56,8 @@
  * in a few statements.  Bounded so a cold refresh of a big log keeps its
  * memory flat.
  */
-#define BATCH_MAX_USERS 500
-#define BATCH_MAX_ROWS 20000
+#define BATCH_MAX_USERS 100
+#define BATCH_MAX_ROWS 5000
 
 #define NKINDS 2
 
@@ -65,7 +66,8 @@ typedef struct KindDef
 	const char *kind;			/* missions | agents */
 	const char *table_name;		/* sync_changes.table_name */
 	const char *load_sql;
-	const char *upsert_sql;
+	const char *insert_sql;
+	const char *update_sql;
 	const char *delete_sql;
 } KindDef;
 
@@ -78,12 +80,12 @@ static const KindDef kind_defs[NKINDS] = {
 		"  LEFT JOIN mana_ai.snapshot_tombstones t"
 		"         ON t.kind = 'missions' AND t.user_id = k.u AND t.record_id = k.r"
 		" WHERE s.record IS NOT NULL OR t.record_id IS NOT NULL",
-		"INSERT INTO mana_ai.mission_snapshots AS s"
-		" (user_id, mission_id, record, last_applied_at, updated_at)"
+		"INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, last_applied_at, updated_at)"
 		" SELECT u.u, u.r, u.j, u.t, now()"
-		"   FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[]) AS u(u, r, j, t)"
-		" ON CONFLICT (user_id, mission_id) DO UPDATE SET record = excluded.record,"
-		" last_applied_at = excluded.last_applied_at, updated_at = excluded.updated_at",
+		"   FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[]) AS u(u, r, j, t)",
+		"UPDATE mana_ai.mission_snapshots s SET record = u.j, last_applied_at = u.t, updated_at = now()"
+		"  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[]) AS u(u, r, j, t)"
+		" WHERE s.user_id = u.u AND s.mission_id = u.r",
 		"DELETE FROM mana_ai.mission_snapshots s USING unnest($1::text[], $2::text[]) AS d(u, r)"
 		" WHERE s.user_id = d.u AND s.mission_id = d.r"},
 	{"agents", "agents",
@@ -93,21 +95,22 @@ static const KindDef kind_defs[NKINDS] = {
 		"  LEFT JOIN mana_ai.snapshot_tombstones t"
 		"         ON t.kind = 'agents' AND t.user_id = k.u AND t.record_id = k.r"
 		" WHERE s.record IS NOT NULL OR t.record_id IS NOT NULL",
-		"INSERT INTO mana_ai.agent_snapshots AS s"
-		" (user_id, agent_id, record, last_applied_at, updated_at)"
+		"INSERT INTO mana_ai.agent_snapshots (user_id, agent_id, record, last_applied_at, updated_at)"
 		" SELECT u.u, u.r, u.j, u.t, now()"
-		"   FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[]) AS u(u, r, j, t)"
-		" ON CONFLICT (user_id, agent_id) DO UPDATE SET record = excluded.record,"
-		" last_applied_at = excluded.last_applied_at, updated_at = excluded.updated_at",
+		"   FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[]) AS u(u, r, j, t)",
+		"UPDATE mana_ai.agent_snapshots s SET record = u.j, last_applied_at = u.t, updated_at = now()"
+		"  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[]) AS u(u, r, j, t)"
+		" WHERE s.user_id = u.u AND s.agent_id = u.r",
 		"DELETE FROM mana_ai.agent_snapshots s USING unnest($1::text[], $2::text[]) AS d(u, r)"
 		" WHERE s.user_id = d.u AND s.agent_id = d.r"},
 };
 
 /*
- * The new rows of one user, both kinds ($2 missions' horizon, $3 agents'),
- * grouped by kind and record, then in LWW order.  The variant with the
- * anti-join is used only while snapshot_applied holds ids (rows applied
- * inside the window); otherwise it has nothing to exclude.
+ * The new rows of one user, both kinds ($2 missions' horizon, $3 agents').
+ * Unordered: read_user() sorts them by kind, record and LWW order on
+ * pointers, cheaper than a sort node copying every wide row.  The variant
+ * with the anti-join is used only while snapshot_applied holds ids (rows
+ * applied inside the window); otherwise it has nothing to exclude.
  */
 #define ROWS_SELECT \
 	"SELECT s.id, s.record_id, s.op, s.data, s.field_timestamps, s.created_at," \
@@ -116,15 +119,12 @@ static const KindDef kind_defs[NKINDS] = {
 	" WHERE s.user_id = $1 AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')" \
 	"   AND s.created_at >= LEAST($2, $3)" \
 	"   AND s.created_at >= CASE s.table_name WHEN 'agents' THEN $3 ELSE $2 END"
-#define ROWS_ORDER \
-	" ORDER BY s.table_name = 'agents', s.record_id COLLATE \"C\", s.created_at, s.id"
 
-static const char *rows_sql = ROWS_SELECT ROWS_ORDER;
+static const char *rows_sql = ROWS_SELECT;
 static const char *rows_unapplied_sql = ROWS_SELECT
 	"   AND NOT EXISTS (SELECT 1 FROM mana_ai.snapshot_applied a"
 	"                    WHERE a.kind = CASE s.table_name WHEN 'agents' THEN 'agents' ELSE 'missions' END"
-	"                      AND a.row_id = s.id)"
-	ROWS_ORDER;
+	"                      AND a.row_id = s.id)";
 
 static const char *history_sql =
 	"SELECT op, data, field_timestamps, created_at FROM public.sync_changes"
@@ -190,10 +190,14 @@ uuid_array(DatumList *l)
 /* What one batch writes back for one kind. */
 typedef struct KindWrites
 {
-	DatumList	upsert_users;
-	DatumList	upsert_ids;
-	DatumList	upsert_records;
-	DatumList	upsert_last;
+	DatumList	insert_users;
+	DatumList	insert_ids;
+	DatumList	insert_records;
+	DatumList	insert_last;
+	DatumList	update_users;
+	DatumList	update_ids;
+	DatumList	update_records;
+	DatumList	update_last;
 	DatumList	delete_users;
 	DatumList	delete_ids;
 	DatumList	tomb_users;
@@ -212,12 +216,25 @@ typedef struct StoredSlot
 	TimestampTz last_applied_at;
 } StoredSlot;
 
-/* One user's new rows, read under that user's scope. */
+/* One new row, its columns taken apart once. */
+typedef struct RowRef
+{
+	int			kind;			/* index into kind_defs */
+	char	   *record_id;
+	TimestampTz created_at;
+	Datum		id;				/* uuid, points into the tuple */
+	char	   *op;
+	Jsonb	   *data;			/* NULL: SQL NULL */
+	Jsonb	   *stamps;
+} RowRef;
+
+/* One user's new rows, read under that user's scope, in fold order. */
 typedef struct UserRows
 {
 	char	   *user_id;
 	Datum		user_text;
-	SPITupleTable *rows;
+	SPITupleTable *tuples;		/* holds what refs point into */
+	RowRef	   *refs;
 } UserRows;
 
 /* The rows [from, to) of one record of one kind of one user. */
@@ -319,14 +336,6 @@ row_timestamptz(SPITupleTable *t, uint64 row, int col)
 	return DatumGetTimestampTz(tuple_datum(t, row, col, &isnull));
 }
 
-static int
-row_kind(SPITupleTable *t, uint64 row)
-{
-	bool		isnull;
-
-	return DatumGetBool(tuple_datum(t, row, 7, &isnull)) ? 1 : 0;
-}
-
 /* Fold the record's whole visible history, read as its user: the answer for a late row. */
 static LwwState *
 replay_history(const KindDef *def, const char *user_id, const char *record_id,
@@ -363,34 +372,32 @@ refresh_record(Batch *b, RecordGroup *g, TimestampTz horizon,
 {
 	const KindDef *def = &kind_defs[g->kind];
 	UserRows   *u = &b->users[g->user];
-	SPITupleTable *rows = u->rows;
+	RowRef	   *rows = u->refs;
 	StoredSlot *stored = &b->stored[g->kind][g->slot];
 	KindWrites *w = &b->writes[g->kind];
-	char	   *record_id = tuple_text(rows, g->from, 2);
+	char	   *record_id = rows[g->from].record_id;
 	bool		has_snapshot = false;
 	Jsonb	   *old_record = NULL;
 	TimestampTz old_last = DT_NOBEGIN;
-	TimestampTz first_at = row_timestamptz(rows, g->from, 6);
-	TimestampTz last_at = row_timestamptz(rows, g->to - 1, 6);
+	TimestampTz first_at = rows[g->from].created_at;
+	TimestampTz last_at = rows[g->to - 1].created_at;
 	LwwState   *state;
 	Jsonb	   *result;
 
 	/* count and remember the rows whatever their fate */
 	for (uint64 i = g->from; i < g->to; i++)
 	{
-		TimestampTz at = row_timestamptz(rows, i, 6);
-		bool		isnull;
+		RowRef	   *r = &rows[i];
 
-		if (lww_row_is_wellformed(tuple_text(rows, i, 3), row_jsonb(rows, i, 4),
-								  row_jsonb(rows, i, 5), at))
+		if (lww_row_is_wellformed(r->op, r->data, r->stamps, r->created_at))
 			counts->rows_applied++;
 		else
 			counts->skipped_rows++;
-		if (at >= horizon)
+		if (r->created_at >= horizon)
 		{
-			datums_add(&w->applied_ids, datumCopy(tuple_datum(rows, i, 1, &isnull), false, UUID_LEN));
+			datums_add(&w->applied_ids, r->id);
 			datums_add(&w->applied_users, u->user_text);
-			datums_add(&w->applied_at, TimestampTzGetDatum(at));
+			datums_add(&w->applied_at, TimestampTzGetDatum(r->created_at));
 		}
 	}
 
@@ -415,8 +422,8 @@ refresh_record(Batch *b, RecordGroup *g, TimestampTz horizon,
 		if (has_snapshot)
 			lww_state_load(state, old_record);
 		for (uint64 i = g->from; i < g->to; i++)
-			lww_fold_row(state, tuple_text(rows, i, 3), row_jsonb(rows, i, 4),
-						 row_jsonb(rows, i, 5), row_timestamptz(rows, i, 6));
+			lww_fold_row(state, rows[i].op, rows[i].data, rows[i].stamps,
+						 rows[i].created_at);
 	}
 	if (last_at < old_last)
 		last_at = old_last;
@@ -442,19 +449,46 @@ refresh_record(Batch *b, RecordGroup *g, TimestampTz horizon,
 		memcmp(result, old_record, VARSIZE(result)) == 0)
 		return;					/* nothing changed: do not rewrite */
 
-	datums_add(&w->upsert_users, u->user_text);
-	datums_add(&w->upsert_ids, CStringGetTextDatum(record_id));
-	datums_add(&w->upsert_records, JsonbPGetDatum(result));
-	datums_add(&w->upsert_last, TimestampTzGetDatum(last_at));
 	if (has_snapshot)
+	{
+		datums_add(&w->update_users, u->user_text);
+		datums_add(&w->update_ids, CStringGetTextDatum(record_id));
+		datums_add(&w->update_records, JsonbPGetDatum(result));
+		datums_add(&w->update_last, TimestampTzGetDatum(last_at));
 		counts->updated_snapshots++;
+	}
 	else
+	{
+		/* no snapshot and no tombstone: nobody else writes snapshots (lock) */
+		datums_add(&w->insert_users, u->user_text);
+		datums_add(&w->insert_ids, CStringGetTextDatum(record_id));
+		datums_add(&w->insert_records, JsonbPGetDatum(result));
+		datums_add(&w->insert_last, TimestampTzGetDatum(last_at));
 		counts->new_snapshots++;
+	}
+}
+
+/* Fold order: kind, record_id bytewise (COLLATE "C"), created_at, id. */
+static int
+rowref_cmp(const void *a, const void *b)
+{
+	const RowRef *x = a;
+	const RowRef *y = b;
+	int			c;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	c = strcmp(x->record_id, y->record_id);
+	if (c != 0)
+		return c;
+	if (x->created_at != y->created_at)
+		return x->created_at < y->created_at ? -1 : 1;
+	return memcmp(DatumGetUUIDP(x->id), DatumGetUUIDP(y->id), UUID_LEN);
 }
 
 /*
- * Read one user's new rows under that user's scope and queue its records
- * for the batch's stored-state load.
+ * Read one user's new rows under that user's scope, put them in fold
+ * order and queue their records for the batch's stored-state load.
  */
 static void
 read_user(Batch *b, const char *user_id, TimestampTz since[NKINDS], bool any_applied)
@@ -462,41 +496,57 @@ read_user(Batch *b, const char *user_id, TimestampTz since[NKINDS], bool any_app
 	int			nest = mana_ai_enter_user_scope(user_id);
 	Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		args[3];
-	SPITupleTable *rows;
+	SPITupleTable *tuples;
 	uint64		nrows;
 	UserRows   *u;
+	RowRef	   *refs;
 	uint64		start = 0;
-	char	   *start_id = NULL;
 
 	args[0] = CStringGetTextDatum(user_id);
 	args[1] = TimestampTzGetDatum(since[0]);
 	args[2] = TimestampTzGetDatum(since[1]);
 	run_or_fail(any_applied ? rows_unapplied_sql : rows_sql, 3, types, args, SPI_OK_SELECT);
-	rows = SPI_tuptable;
+	tuples = SPI_tuptable;
 	nrows = SPI_processed;
 	mana_ai_leave_user_scope(nest);
 	if (nrows == 0)
 	{
-		SPI_freetuptable(rows);
+		SPI_freetuptable(tuples);
 		return;
 	}
+
+	refs = palloc(sizeof(RowRef) * nrows);
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		Datum		values[7];
+		bool		nulls[7];
+		RowRef	   *r = &refs[i];
+
+		heap_deform_tuple(tuples->vals[i], tuples->tupdesc, values, nulls);
+		r->id = values[0];
+		r->record_id = TextDatumGetCString(values[1]);
+		r->op = TextDatumGetCString(values[2]);
+		r->data = nulls[3] ? NULL : DatumGetJsonbP(values[3]);
+		r->stamps = nulls[4] ? NULL : DatumGetJsonbP(values[4]);
+		r->created_at = DatumGetTimestampTz(values[5]);
+		r->kind = DatumGetBool(values[6]) ? 1 : 0;
+	}
+	qsort(refs, nrows, sizeof(RowRef), rowref_cmp);
 
 	u = &b->users[b->nusers];
 	u->user_id = pstrdup(user_id);
 	u->user_text = args[0];
-	u->rows = rows;
+	u->tuples = tuples;
+	u->refs = refs;
 	b->nrows += nrows;
 
-	for (uint64 i = 0; i <= nrows; i++)
+	for (uint64 i = 1; i <= nrows; i++)
 	{
-		char	   *id = i < nrows ? tuple_text(rows, i, 2) : NULL;
-
-		if (i > 0 &&
-			(i == nrows || row_kind(rows, i) != row_kind(rows, start) ||
-			 strcmp(id, start_id) != 0))
+		if (i == nrows || refs[i].kind != refs[start].kind ||
+			strcmp(refs[i].record_id, refs[start].record_id) != 0)
 		{
 			RecordGroup *g;
-			int			kind = row_kind(rows, start);
+			int			kind = refs[start].kind;
 
 			if (b->ngroups == b->groups_cap)
 			{
@@ -511,11 +561,9 @@ read_user(Batch *b, const char *user_id, TimestampTz since[NKINDS], bool any_app
 			g->to = i;
 			g->slot = b->load_ids[kind].n;
 			datums_add(&b->load_users[kind], u->user_text);
-			datums_add(&b->load_ids[kind], CStringGetTextDatum(start_id));
+			datums_add(&b->load_ids[kind], CStringGetTextDatum(refs[start].record_id));
 			start = i;
 		}
-		if (i == start)
-			start_id = id;
 		CHECK_FOR_INTERRUPTS();
 	}
 	b->nusers++;
@@ -570,13 +618,21 @@ flush_writes(Batch *b)
 		KindWrites *w = &b->writes[k];
 		Datum		kind = CStringGetTextDatum(def->kind);
 
-		if (w->upsert_ids.n > 0)
+		if (w->insert_ids.n > 0)
 		{
 			Oid			types[4] = {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZARRAYOID};
-			Datum		args[4] = {text_array(&w->upsert_users), text_array(&w->upsert_ids),
-				jsonb_array(&w->upsert_records), timestamptz_array(&w->upsert_last)};
+			Datum		args[4] = {text_array(&w->insert_users), text_array(&w->insert_ids),
+				jsonb_array(&w->insert_records), timestamptz_array(&w->insert_last)};
 
-			run_or_fail(def->upsert_sql, 4, types, args, SPI_OK_INSERT);
+			run_or_fail(def->insert_sql, 4, types, args, SPI_OK_INSERT);
+		}
+		if (w->update_ids.n > 0)
+		{
+			Oid			types[4] = {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZARRAYOID};
+			Datum		args[4] = {text_array(&w->update_users), text_array(&w->update_ids),
+				jsonb_array(&w->update_records), timestamptz_array(&w->update_last)};
+
+			run_or_fail(def->update_sql, 4, types, args, SPI_OK_UPDATE);
 		}
 		if (w->delete_ids.n > 0)
 		{
@@ -622,7 +678,7 @@ run_batch(Batch *b, TimestampTz horizon[NKINDS], RefreshCounts counts[NKINDS],
 			SPI_freetuptable(b->loaded[k]);
 	/* newest first: SPI keeps its tuple tables in a list, newest at the head */
 	for (int i = b->nusers - 1; i >= 0; i--)
-		SPI_freetuptable(b->users[i].rows);
+		SPI_freetuptable(b->users[i].tuples);
 }
 
 /*

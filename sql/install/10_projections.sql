@@ -97,21 +97,27 @@ COMMENT ON TABLE mana_ai.snapshot_tombstones IS
 -- it), NULL when that cannot be known (prepared transactions exist, or
 -- track_activities is off): then the horizon stays.  SECURITY DEFINER
 -- because pg_stat_activity hides other roles' xact_start; returns one
--- timestamp, no data.
+-- timestamp, no data.  PL/pgSQL so its plans stay cached in a long-lived
+-- backend (a SQL function would be planned again on every refresh), and
+-- straight on pg_stat_get_activity/pg_prepared_xact rather than the views
+-- with their joins.
 CREATE FUNCTION mana_ai.refresh_horizon()
     RETURNS timestamptz
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT CASE
-        WHEN NOT pg_catalog.current_setting('track_activities')::boolean THEN NULL
-        WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts p
-                      WHERE p.database = pg_catalog.current_database()) THEN NULL
-        ELSE LEAST(pg_catalog.now(),
-                   (SELECT pg_catalog.min(a.xact_start) FROM pg_catalog.pg_stat_activity a
-                     WHERE a.datname = pg_catalog.current_database()
-                       AND a.backend_type IN ('client backend', 'background worker')))
-    END
+DECLARE
+    db oid := (SELECT d.oid FROM pg_catalog.pg_database d
+                WHERE d.datname = pg_catalog.current_database());
+BEGIN
+    IF NOT pg_catalog.current_setting('track_activities')::boolean
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xact() p WHERE p.dbid = db) THEN
+        RETURN NULL;
+    END IF;
+    RETURN LEAST(pg_catalog.now(),
+                 (SELECT pg_catalog.min(a.xact_start) FROM pg_catalog.pg_stat_get_activity(NULL) a
+                   WHERE a.datid = db AND a.backend_type IN ('client backend', 'background worker')));
+END
 $$;
 COMMENT ON FUNCTION mana_ai.refresh_horizon() IS
     'Oldest start of an open transaction in this database (refresh cursor bound); returns no user data';
