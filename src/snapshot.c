@@ -569,9 +569,12 @@ read_user(Batch *b, const char *user_id, TimestampTz since[NKINDS], bool any_app
 	b->nusers++;
 }
 
-/* Load the stored snapshots and tombstones of every record the batch touches. */
+/*
+ * Load the stored snapshots and tombstones of every record the batch
+ * touches; nothing to load for a kind that has neither (cold refresh).
+ */
 static void
-load_stored(Batch *b)
+load_stored(Batch *b, bool any_stored[NKINDS])
 {
 	for (int k = 0; k < NKINDS; k++)
 	{
@@ -582,7 +585,7 @@ load_stored(Batch *b)
 
 		b->stored[k] = palloc0(sizeof(StoredSlot) * Max(nslots, 1));
 		b->loaded[k] = NULL;
-		if (nslots == 0)
+		if (nslots == 0 || !any_stored[k])
 			continue;
 		args[0] = text_array(&b->load_users[k]);
 		args[1] = text_array(&b->load_ids[k]);
@@ -661,10 +664,10 @@ flush_writes(Batch *b)
 
 /* Fold and write one batch of users, then free everything it held. */
 static void
-run_batch(Batch *b, TimestampTz horizon[NKINDS], RefreshCounts counts[NKINDS],
-		  MemoryContext cxt)
+run_batch(Batch *b, TimestampTz horizon[NKINDS], bool any_stored[NKINDS],
+		  RefreshCounts counts[NKINDS], MemoryContext cxt)
 {
-	load_stored(b);
+	load_stored(b, any_stored);
 	for (int i = 0; i < b->ngroups; i++)
 	{
 		RecordGroup *g = &b->groups[i];
@@ -718,6 +721,7 @@ refresh_all(RefreshCounts counts[NKINDS])
 	TimestampTz next;
 	bool		have_next;
 	bool		any_applied;
+	bool		any_stored[NKINDS];
 	SPITupleTable *users;
 	uint64		nusers;
 	Batch	   *b = NULL;
@@ -748,9 +752,17 @@ refresh_all(RefreshCounts counts[NKINDS])
 	for (int k = 0; k < NKINDS; k++)
 		horizon[k] = (have_next && next > since[k]) ? next : since[k];
 
-	run_or_fail("SELECT EXISTS (SELECT 1 FROM mana_ai.snapshot_applied)",
+	/* what there is to exclude or load at all (a cold refresh has neither) */
+	run_or_fail("SELECT EXISTS (SELECT 1 FROM mana_ai.snapshot_applied),"
+				" EXISTS (SELECT 1 FROM mana_ai.mission_snapshots)"
+				" OR EXISTS (SELECT 1 FROM mana_ai.snapshot_tombstones WHERE kind = 'missions'),"
+				" EXISTS (SELECT 1 FROM mana_ai.agent_snapshots)"
+				" OR EXISTS (SELECT 1 FROM mana_ai.snapshot_tombstones WHERE kind = 'agents')",
 				0, NULL, NULL, SPI_OK_SELECT);
 	any_applied = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	for (int k = 0; k < NKINDS; k++)
+		any_stored[k] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												   2 + k, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 
 	types[0] = TIMESTAMPTZOID;
@@ -769,7 +781,7 @@ refresh_all(RefreshCounts counts[NKINDS])
 
 		if (b != NULL && (b->nusers >= BATCH_MAX_USERS || b->nrows >= BATCH_MAX_ROWS))
 		{
-			run_batch(b, horizon, counts, batch_cxt);
+			run_batch(b, horizon, any_stored, counts, batch_cxt);
 			MemoryContextReset(batch_cxt);
 			b = NULL;
 		}
@@ -785,7 +797,7 @@ refresh_all(RefreshCounts counts[NKINDS])
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (b != NULL)
-		run_batch(b, horizon, counts, batch_cxt);
+		run_batch(b, horizon, any_stored, counts, batch_cxt);
 	MemoryContextSwitchTo(old_cxt);
 	MemoryContextDelete(batch_cxt);
 	SPI_freetuptable(users);

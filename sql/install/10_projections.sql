@@ -128,9 +128,11 @@ COMMENT ON FUNCTION mana_ai.refresh_horizon() IS
 -- EXTENSION, so it sees past row-level security; everything else reads
 -- one user's rows under that user's app.current_user_id.  Uses the
 -- opt-in index sync_changes_mana_ai_refresh_idx (see docs) when it exists
--- and is valid: then O(new rows).  Else a skip scan over user_id on the
--- production index (user_id, app_id, created_at), one probe for the next
--- user and one for that user's ai rows since: O(users), no row data read.
+-- and is valid: then O(new rows).  Else, and for a first refresh (since
+-- -infinity: every row is new, so visiting each user once is cheaper), a
+-- skip scan over user_id on the production index (user_id, app_id,
+-- created_at), one probe for the next user and one for that user's ai
+-- rows since: O(users), no row data read.
 CREATE FUNCTION mana_ai.snapshot_users_since(table_name text, since timestamptz)
     RETURNS SETOF text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -147,7 +149,7 @@ BEGIN
         RAISE EXCEPTION 'table_name must be aiMissions, agents or NULL (both)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+    IF since > '-infinity' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                 WHERE i.indexrelid = pg_catalog.to_regclass('public.sync_changes_mana_ai_refresh_idx')
                   AND i.indisvalid) THEN
         RETURN QUERY
