@@ -265,8 +265,8 @@ typedef struct Batch
 /*
  * Plans are prepared once per backend and kept (SPI_keepplan): the
  * worker and mana_ai_tick() refresh from a long-lived backend, where
- * re-preparing every statement would cost more than a quiet refresh
- * itself.  Keyed by the statement's static string.  The plan cache
+ * re-preparing and re-planning every statement would cost more than a
+ * quiet refresh itself.  Keyed by the statement's static string.  The plan cache
  * re-plans after DDL, a search_path change or a role change (row-level
  * security); every name in these statements is schema-qualified anyway.
  */
@@ -286,7 +286,12 @@ plan_for(const char *sql, int nargs, Oid *types)
 	for (int i = 0; i < n_saved_plans; i++)
 		if (saved_plans[i].sql == sql)
 			return saved_plans[i].plan;
-	plan = SPI_prepare(sql, nargs, types);
+	/*
+	 * Generic plans from the start: every statement here has one shape
+	 * whatever its parameters (one user, or arrays of keys), and custom
+	 * planning would cost a long-lived backend its first refreshes.
+	 */
+	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
 	if (plan == NULL)
 		elog(ERROR, "mana_ai refresh: could not prepare (SPI code %d): %s", SPI_result, sql);
 	if (n_saved_plans < MAX_PLANS && SPI_keepplan(plan) == 0)
