@@ -94,8 +94,8 @@ SELECT count(*) > 40 AS many_valid_snapshots FROM mana_ai.mission_snapshots;
 SELECT kind, horizon > now() - interval '1 hour' AS horizon_recent FROM mana_ai.snapshot_horizon ORDER BY kind;
 SELECT kind, user_id, record_id FROM mana_ai.snapshot_tombstones ORDER BY 1, 2, 3;
 
--- the discovery answers for either table with NULL, for one table, and
--- refuses any other
+-- the discovery answers for either table with NULL and for one table
+-- (pgTAP checks that it refuses any other)
 SELECT count(*) AS users_any FROM mana_ai.snapshot_users_since(NULL, '-infinity');
 SELECT mana_ai.snapshot_users_since('agents', '-infinity') AS agent_users ORDER BY 1;
 

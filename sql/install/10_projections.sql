@@ -139,13 +139,13 @@ CREATE FUNCTION mana_ai.snapshot_users_since(table_name text, since timestamptz)
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    tables text[];
+    t1 text := table_name;
+    t2 text;                    -- NULL matches nothing
 BEGIN
     IF table_name IS NULL THEN
-        tables := ARRAY['aiMissions', 'agents'];
-    ELSIF table_name IN ('aiMissions', 'agents') THEN
-        tables := ARRAY[table_name];
-    ELSE
+        t1 := 'aiMissions';
+        t2 := 'agents';
+    ELSIF table_name NOT IN ('aiMissions', 'agents') THEN
         RAISE EXCEPTION 'table_name must be aiMissions, agents or NULL (both)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -154,9 +154,12 @@ BEGIN
                   AND i.indisvalid) THEN
         RETURN QUERY
             SELECT DISTINCT s.user_id FROM public.sync_changes s
-             WHERE s.app_id = 'ai' AND s.table_name = ANY (tables)
+             WHERE s.app_id = 'ai' AND s.table_name IN (t1, t2)
                AND s.created_at >= since;
     ELSE
+        -- Per user one probe for any ai row since (an empty range when
+        -- nothing is new), then, for those only, one per table: each an
+        -- exact range of an index, never a walk through a user's history.
         RETURN QUERY
             WITH RECURSIVE u(user_id) AS (
                 SELECT pg_catalog.min(s.user_id) FROM public.sync_changes s
@@ -164,13 +167,20 @@ BEGIN
                 SELECT (SELECT pg_catalog.min(s.user_id) FROM public.sync_changes s
                          WHERE s.user_id > u.user_id)
                   FROM u WHERE u.user_id IS NOT NULL
+            ), candidates AS MATERIALIZED (
+                SELECT u.user_id FROM u
+                 WHERE u.user_id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM public.sync_changes s
+                                WHERE s.user_id = u.user_id AND s.app_id = 'ai'
+                                  AND s.created_at >= since)
             )
-            SELECT u.user_id FROM u
-             WHERE u.user_id IS NOT NULL
-               AND EXISTS (SELECT 1 FROM public.sync_changes s
-                            WHERE s.user_id = u.user_id AND s.app_id = 'ai'
-                              AND s.created_at >= since
-                              AND s.table_name = ANY (tables));
+            SELECT c.user_id FROM candidates c
+             WHERE EXISTS (SELECT 1 FROM public.sync_changes s
+                            WHERE s.user_id = c.user_id AND s.app_id = 'ai'
+                              AND s.table_name = t1 AND s.created_at >= since)
+                OR EXISTS (SELECT 1 FROM public.sync_changes s
+                            WHERE s.user_id = c.user_id AND s.app_id = 'ai'
+                              AND s.table_name = t2 AND s.created_at >= since);
     END IF;
 END
 $$;
