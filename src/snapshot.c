@@ -7,20 +7,22 @@
  * docs/projections.md):
  *   - created_at is the inserting transaction's start, so the horizon
  *     never passes the start of a transaction still in progress
- *     (mana_ai.refresh_horizon(), SECURITY DEFINER over pg_stat_activity);
+ *     (mana_ai.refresh_horizon(), SECURITY DEFINER over the backends'
+ *     activity);
  *     rows at or after the horizon that were applied are remembered by id
  *     so a refresh with nothing new applies nothing.
  *   - The one cross-user step, finding users with rows since the horizon,
  *     is mana_ai.snapshot_users_since() and returns user ids only; every
- *     read and write of a user's rows runs with app.current_user_id set
- *     to that user.
+ *     read of a user's sync_changes rows runs with app.current_user_id
+ *     set to that user.
  *   - New rows fold onto the stored snapshot (which keeps its stamps); a
  *     row older than the snapshot's last applied row (a late commit)
  *     replays that one record from its history instead.
  *   - Cost follows the delta: one discovery for both kinds, one read per
  *     user with new rows (both kinds), and the stored state and the
- *     writes batched over many users per statement (our own tables, no
- *     row-level security); plans are kept for the life of the backend.
+ *     writes batched over up to 100 users per statement (mana_ai's own
+ *     tables, without row-level security); plans are kept for the life
+ *     of the backend.
  * Must never build SQL from data, never abort on a malformed row, and
  * never read a user's rows outside that user's scope.
  */
@@ -341,7 +343,7 @@ row_timestamptz(SPITupleTable *t, uint64 row, int col)
 	return DatumGetTimestampTz(tuple_datum(t, row, col, &isnull));
 }
 
-/* Fold the record's whole visible history, read as its user: the answer for a late row. */
+/* Fold the record's whole history, read as its user: the answer to a late row. */
 static LwwState *
 replay_history(const KindDef *def, const char *user_id, const char *record_id,
 			   MemoryContext cxt)
