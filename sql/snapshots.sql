@@ -94,5 +94,44 @@ SELECT count(*) > 40 AS many_valid_snapshots FROM mana_ai.mission_snapshots;
 SELECT kind, horizon > now() - interval '1 hour' AS horizon_recent FROM mana_ai.snapshot_horizon ORDER BY kind;
 SELECT kind, user_id, record_id FROM mana_ai.snapshot_tombstones ORDER BY 1, 2, 3;
 
+-- the discovery answers for either table with NULL and for one table
+-- (pgTAP checks that it refuses any other)
+SELECT count(*) AS users_any FROM mana_ai.snapshot_users_since(NULL, '-infinity');
+SELECT mana_ai.snapshot_users_since('agents', '-infinity') AS agent_users ORDER BY 1;
+
+-- many users over several refresh batches (100 users / 5,000 rows each),
+-- one user with more rows than a batch holds, with and without the
+-- opt-in discovery index: snapshots always equal a full replay
+CREATE INDEX sync_changes_mana_ai_refresh_idx
+    ON public.sync_changes (table_name, created_at) WHERE app_id = 'ai';
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+SELECT 'ai', CASE WHEN r % 3 = 2 THEN 'agents' ELSE 'aiMissions' END, 'r' || r, 'bulk' || lpad(u::text, 3, '0'),
+       CASE WHEN v = 0 THEN 'insert' ELSE 'update' END,
+       jsonb_build_object('title', 't' || u || '.' || r || '.' || v, 'state', 'active', 'v', v),
+       CASE WHEN v % 2 = 1 THEN jsonb_build_object('title', '2026-04-0' || (1 + v) || 'T00:00:00Z') ELSE '{}' END, 'web'
+  FROM generate_series(1, 350) u, generate_series(0, 2) r, generate_series(0, 2) v;
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+SELECT 'ai', 'aiMissions', 'big' || (g % 50), 'bulk000', CASE WHEN g < 50 THEN 'insert' ELSE 'update' END,
+       jsonb_build_object('n', g), 'web'
+  FROM generate_series(0, 5199) g;
+SELECT kind, rows_applied, new_snapshots, updated_snapshots FROM mana_ai.refresh_snapshots() ORDER BY kind;
+SELECT pg_temp.mismatches();
+-- later rows for 150 users (two batches), a delete, through the index
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+SELECT 'ai', 'aiMissions', 'r0', 'bulk' || lpad(u::text, 3, '0'), 'update', jsonb_build_object('state', 'paused'), 'web'
+  FROM generate_series(100, 249) u;
+SELECT pg_temp.w('bulk007', 'agents', 'r2', 'delete', NULL);
+SELECT kind, rows_applied, updated_snapshots, deleted_snapshots FROM mana_ai.refresh_snapshots() ORDER BY kind;
+SELECT pg_temp.mismatches();
+SELECT kind, rows_applied FROM mana_ai.refresh_snapshots() ORDER BY kind;
+-- and without it
+DROP INDEX public.sync_changes_mana_ai_refresh_idx;
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+SELECT 'ai', 'agents', 'r2', 'bulk' || lpad(u::text, 3, '0'), 'update', jsonb_build_object('role', 'r' || u), 'web'
+  FROM generate_series(1, 350, 2) u;
+SELECT kind, rows_applied, updated_snapshots FROM mana_ai.refresh_snapshots() ORDER BY kind;
+SELECT pg_temp.mismatches();
+SELECT kind, rows_applied FROM mana_ai.refresh_snapshots() ORDER BY kind;
+
 DROP EXTENSION mana_ai CASCADE;
 DROP TABLE public.sync_changes;

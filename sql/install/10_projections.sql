@@ -97,50 +97,69 @@ COMMENT ON TABLE mana_ai.snapshot_tombstones IS
 -- it), NULL when that cannot be known (prepared transactions exist, or
 -- track_activities is off): then the horizon stays.  SECURITY DEFINER
 -- because pg_stat_activity hides other roles' xact_start; returns one
--- timestamp, no data.
+-- timestamp, no data.  PL/pgSQL so its plans stay cached in a long-lived
+-- backend (a SQL function would be planned again on every refresh), and
+-- straight on pg_stat_get_activity/pg_prepared_xact rather than the views
+-- with their joins.
 CREATE FUNCTION mana_ai.refresh_horizon()
     RETURNS timestamptz
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT CASE
-        WHEN NOT pg_catalog.current_setting('track_activities')::boolean THEN NULL
-        WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts p
-                      WHERE p.database = pg_catalog.current_database()) THEN NULL
-        ELSE LEAST(pg_catalog.now(),
-                   (SELECT pg_catalog.min(a.xact_start) FROM pg_catalog.pg_stat_activity a
-                     WHERE a.datname = pg_catalog.current_database()
-                       AND a.backend_type IN ('client backend', 'background worker')))
-    END
+DECLARE
+    db oid := (SELECT d.oid FROM pg_catalog.pg_database d
+                WHERE d.datname = pg_catalog.current_database());
+BEGIN
+    IF NOT pg_catalog.current_setting('track_activities')::boolean
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xact() p WHERE p.dbid = db) THEN
+        RETURN NULL;
+    END IF;
+    RETURN LEAST(pg_catalog.now(),
+                 (SELECT pg_catalog.min(a.xact_start) FROM pg_catalog.pg_stat_get_activity(NULL) a
+                   WHERE a.datid = db AND a.backend_type IN ('client backend', 'background worker')));
+END
 $$;
 COMMENT ON FUNCTION mana_ai.refresh_horizon() IS
     'Oldest start of an open transaction in this database (refresh cursor bound); returns no user data';
 
 -- THE ONLY CROSS-USER READ.  Which users have ai/aiMissions or ai/agents
--- rows created at or after since: user ids only, never data.  Owned by
--- the superuser who ran CREATE EXTENSION, so it sees past row-level
--- security; everything else reads one user's rows under that user's
--- app.current_user_id.  Uses the opt-in index sync_changes_mana_ai_refresh_idx
--- (see docs) when it exists, else a skip scan over user_id using the
--- production index (user_id, app_id, ...).
+-- rows (table_name: one of them; NULL: either) created at or after since:
+-- user ids only, never data.  Owned by the superuser who ran CREATE
+-- EXTENSION, so it sees past row-level security; everything else reads
+-- one user's rows under that user's app.current_user_id.  Uses the
+-- opt-in index sync_changes_mana_ai_refresh_idx (see docs) when it exists
+-- and is valid: then O(new rows).  Else, and for a first refresh (since
+-- -infinity: every row is new, so visiting each user once is cheaper), a
+-- skip scan over user_id on the production index (user_id, app_id,
+-- created_at), one probe for the next user and one for that user's ai
+-- rows since: O(users), no row data read.
 CREATE FUNCTION mana_ai.snapshot_users_since(table_name text, since timestamptz)
     RETURNS SETOF text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    t1 text := table_name;
+    t2 text;                    -- NULL matches nothing
 BEGIN
-    IF table_name IS NULL OR table_name NOT IN ('aiMissions', 'agents') THEN
-        RAISE EXCEPTION 'table_name must be aiMissions or agents'
+    IF table_name IS NULL THEN
+        t1 := 'aiMissions';
+        t2 := 'agents';
+    ELSIF table_name NOT IN ('aiMissions', 'agents') THEN
+        RAISE EXCEPTION 'table_name must be aiMissions, agents or NULL (both)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+    IF since > '-infinity' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                 WHERE i.indexrelid = pg_catalog.to_regclass('public.sync_changes_mana_ai_refresh_idx')
                   AND i.indisvalid) THEN
         RETURN QUERY
             SELECT DISTINCT s.user_id FROM public.sync_changes s
-             WHERE s.app_id = 'ai' AND s.table_name = snapshot_users_since.table_name
+             WHERE s.app_id = 'ai' AND s.table_name IN (t1, t2)
                AND s.created_at >= since;
     ELSE
+        -- Per user one probe for any ai row since (an empty range when
+        -- nothing is new), then, for those only, one per table: each an
+        -- exact range of an index, never a walk through a user's history.
         RETURN QUERY
             WITH RECURSIVE u(user_id) AS (
                 SELECT pg_catalog.min(s.user_id) FROM public.sync_changes s
@@ -148,18 +167,25 @@ BEGIN
                 SELECT (SELECT pg_catalog.min(s.user_id) FROM public.sync_changes s
                          WHERE s.user_id > u.user_id)
                   FROM u WHERE u.user_id IS NOT NULL
+            ), candidates AS MATERIALIZED (
+                SELECT u.user_id FROM u
+                 WHERE u.user_id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM public.sync_changes s
+                                WHERE s.user_id = u.user_id AND s.app_id = 'ai'
+                                  AND s.created_at >= since)
             )
-            SELECT u.user_id FROM u
-             WHERE u.user_id IS NOT NULL
-               AND EXISTS (SELECT 1 FROM public.sync_changes s
-                            WHERE s.user_id = u.user_id AND s.app_id = 'ai'
-                              AND s.table_name = snapshot_users_since.table_name
-                              AND s.created_at >= since);
+            SELECT c.user_id FROM candidates c
+             WHERE EXISTS (SELECT 1 FROM public.sync_changes s
+                            WHERE s.user_id = c.user_id AND s.app_id = 'ai'
+                              AND s.table_name = t1 AND s.created_at >= since)
+                OR EXISTS (SELECT 1 FROM public.sync_changes s
+                            WHERE s.user_id = c.user_id AND s.app_id = 'ai'
+                              AND s.table_name = t2 AND s.created_at >= since);
     END IF;
 END
 $$;
 COMMENT ON FUNCTION mana_ai.snapshot_users_since(text, timestamptz) IS
-    'The only cross-user read of the refresh: ids of users with new aiMissions/agents rows, never data';
+    'The only cross-user read of the refresh: ids of users with new aiMissions/agents rows (NULL table_name: either), never data';
 
 CREATE FUNCTION mana_ai.refresh_snapshots()
     RETURNS TABLE (kind text, rows_applied bigint, new_snapshots int,
