@@ -31,6 +31,7 @@ run_retention_if_due(TimestampTz now)
 		!TimestampDifferenceExceeds(last_retention_at, now, 10 * 60 * 1000))
 		return;
 	pgstat_report_activity(STATE_RUNNING, "mana_ai retention");
+	SetCurrentStatementStartTimestamp();	/* else now() is the worker's start */
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	mana_ai_run_retention();

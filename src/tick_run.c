@@ -239,6 +239,7 @@ release_tick_lock(TickMode mode)
 
 	if (!in_xact)
 	{
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
@@ -252,11 +253,19 @@ release_tick_lock(TickMode mode)
 	}
 }
 
+/*
+ * In the worker each unit is a transaction of its own.  Nothing sets the
+ * statement start time for a background worker, and now() is the start of
+ * the transaction, which takes it from there: without
+ * SetCurrentStatementStartTimestamp() now() would stay at the moment the
+ * worker connected, and no mission due after that would ever be due.
+ */
 static void
 unit_begin(Tick *t)
 {
 	if (t->mode == TICK_WORKER)
 	{
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
@@ -286,7 +295,10 @@ run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
 	volatile bool ok = true;
 
 	if (t->mode == TICK_WORKER)
+	{
+		SetCurrentStatementStartTimestamp();	/* see unit_begin() */
 		StartTransactionCommand();
+	}
 	else
 		BeginInternalSubTransaction(NULL);
 	if (t->mode == TICK_WORKER)

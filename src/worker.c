@@ -261,6 +261,7 @@ check_database_and_role(void)
 {
 	LauncherWait result = LW_NONE;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (!database_exists(mana_ai_database))
@@ -500,6 +501,7 @@ extension_installed(void)
 {
 	bool		found;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	found = OidIsValid(get_extension_oid("mana_ai", true));
 	CommitTransactionCommand();
@@ -512,6 +514,7 @@ mark_unfinished_ticks_failed(void)
 {
 	int			ret;
 
+	SetCurrentStatementStartTimestamp();	/* else now() is the worker's start */
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
