@@ -46,6 +46,7 @@
 #include "resolvers.h"
 #include "schedule.h"
 #include "snapshot.h"
+#include "spi_plans.h"
 #include "tick.h"
 
 /* tick lock key (int4, int4): "mana", 100; snapshot.c uses 1 and 2 */
@@ -170,7 +171,11 @@ run_tick(TickMode mode, MemoryContext cxt)
 	insert_run(t, "running");
 	unit_commit(t);
 
-	/* The lock is a session lock in the worker: release it whatever happens. */
+	/*
+	 * The lock is a session lock in the worker: release it whatever
+	 * happens.  The catalog cached for the tick goes with the tick.
+	 */
+	mana_ai_planner_tick_begin(cxt);
 	PG_TRY();
 	{
 		refresh_phase(t);
@@ -195,6 +200,7 @@ run_tick(TickMode mode, MemoryContext cxt)
 	}
 	PG_FINALLY();
 	{
+		mana_ai_planner_tick_end();
 		if (mode == TICK_WORKER)
 			release_tick_lock(mode);
 	}
@@ -673,6 +679,9 @@ write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
 	Datum		values[11];
 	char		nulls[11];
+	static SPIPlanPtr write_plan = NULL;
+	static SPIPlanPtr settled_plan = NULL;
+	static SPIPlanPtr tokens_plan = NULL;
 
 	if (fresh == NULL || fresh_slot == NULL || strcmp(fresh_slot, job->slot) != 0)
 	{
@@ -703,7 +712,7 @@ write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	values[10] = CStringGetTextDatum(job->agent_name);
 
 	SPI_connect();
-	if (SPI_execute_with_args(
+	if (SPI_execute_plan(mana_ai_kept_plan(&write_plan,
 							  "INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op,"
 							  "       data, field_timestamps, client_id, schema_version, actor)"
 							  "SELECT 'ai', 'aiMissions', $2, $1, 'update',"
@@ -721,14 +730,17 @@ write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 							  "                          'rationale', coalesce($3 ->> 'objective', $3 ->> 'title', ''))"
 							  "  FROM (SELECT mana_ai.iso_text($8) AS stamp) w,"
 							  "       (SELECT mana_ai.build_iteration($4, $5, $8, $6, $7) AS iteration) it",
-							  11, types, values, nulls, false, 0) != SPI_OK_INSERT)
+										   11, types),
+						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "mana_ai: could not write the iteration back");
 	SPI_finish();
 
 	/* The slot is settled: forget its failures; count the tokens spent. */
 	SPI_connect();
-	SPI_execute_with_args("DELETE FROM mana_ai.mission_attempts WHERE user_id = $1 AND mission_id = $2",
-						  2, types, values, NULL, false, 0);
+	SPI_execute_plan(mana_ai_kept_plan(&settled_plan,
+									   "DELETE FROM mana_ai.mission_attempts WHERE user_id = $1 AND mission_id = $2",
+									   2, types),
+					 values, NULL, false, 0);
 	if (job->prepared && job->call->total_tokens > 0)
 	{
 		Oid			utypes[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
@@ -738,8 +750,10 @@ write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 		uvalues[1] = CStringGetTextDatum(job->agent_id);
 		uvalues[2] = CStringGetTextDatum(job->mission_id);
 		uvalues[3] = Int64GetDatum(job->call->total_tokens);
-		SPI_execute_with_args("INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens)"
-							  " VALUES ($1, $2, $3, $4)", 4, utypes, uvalues, NULL, false, 0);
+		SPI_execute_plan(mana_ai_kept_plan(&tokens_plan,
+										   "INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens)"
+										   " VALUES ($1, $2, $3, $4)", 4, utypes),
+						 uvalues, NULL, false, 0);
 	}
 	SPI_finish();
 	mana_ai_leave_user_scope(scope);
@@ -1019,6 +1033,17 @@ iso_text(TimestampTz ts)
 							  TimestampTzGetDatum(ts));
 	return TextDatumGetCString(DirectFunctionCall2Coll(timestamp_to_char, DEFAULT_COLLATION_OID, utc,
 													   CStringGetTextDatum("YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"")));
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_iso_text);
+Datum
+mana_ai_iso_text(PG_FUNCTION_ARGS)
+{
+	char	   *s = iso_text(PG_GETARG_TIMESTAMPTZ(0));
+
+	if (s == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(s));
 }
 
 /* jsonb_array_elements' complaint about what is not an array. */

@@ -28,10 +28,13 @@ CREATE INDEX token_usage_agent_ts_idx ON mana_ai.token_usage (user_id, agent_id,
 COMMENT ON TABLE mana_ai.token_usage IS
     'usage.total_tokens per planner call, kept 24 h for maxTokensPerDay';
 
--- The ISO-8601 form the web app writes (JavaScript toISOString).
+-- The ISO-8601 form the web app writes (JavaScript toISOString):
+-- to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), NULL for
+-- an infinite ts.  In C: as SQL it could not be inlined (to_char is only
+-- stable), so every call went through fmgr_sql, twice per write-back.
 CREATE FUNCTION mana_ai.iso_text(ts timestamptz) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'mana_ai_iso_text';
 
 -- A server iteration (SPEC 1.3) from a parsed plan ({summary, steps}) or,
 -- when error is given ({name, message, phase}), a failed one.  In C (it

@@ -1,8 +1,12 @@
--- build_iteration.sql (pgTAP): mana_ai.build_iteration, now in C, gives
--- exactly what its former SQL definition (kept here as the reference,
--- pg_temp.ref_build_iteration) gave, errors included.
+-- build_iteration.sql (pgTAP): mana_ai.build_iteration and mana_ai.iso_text,
+-- now in C, give exactly what their former SQL definitions (kept here as
+-- the reference, pg_temp.ref_*) gave, errors included.
 BEGIN;
-SELECT plan(6);
+SELECT plan(7);
+
+CREATE FUNCTION pg_temp.ref_iso_text(ts timestamptz) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
 
 CREATE FUNCTION pg_temp.ref_build_iteration(iteration_id text, started_at timestamptz,
                                         finished_at timestamptz, plan jsonb, error jsonb)
@@ -12,8 +16,8 @@ BEGIN ATOMIC
     SELECT CASE WHEN error IS NOT NULL THEN
         jsonb_build_object(
             'id', iteration_id,
-            'startedAt', mana_ai.iso_text(started_at),
-            'finishedAt', mana_ai.iso_text(finished_at),
+            'startedAt', pg_temp.ref_iso_text(started_at),
+            'finishedAt', pg_temp.ref_iso_text(finished_at),
             'plan', '[]'::jsonb,
             'summary', coalesce(error ->> 'message', ''),
             'overallStatus', 'failed',
@@ -22,8 +26,8 @@ BEGIN ATOMIC
     ELSE
         jsonb_build_object(
             'id', iteration_id,
-            'startedAt', mana_ai.iso_text(started_at),
-            'finishedAt', mana_ai.iso_text(finished_at),
+            'startedAt', pg_temp.ref_iso_text(started_at),
+            'finishedAt', pg_temp.ref_iso_text(finished_at),
             'plan', coalesce((
                 SELECT jsonb_agg(jsonb_build_object(
                            'id', iteration_id || '-' || (s.idx - 1),
@@ -66,6 +70,12 @@ SELECT is_empty(
     'C and SQL definitions agree on every case');
 SELECT is((SELECT count(*) FROM cases WHERE mana_ai.build_iteration(id, started, finished, plan, error) IS NOT NULL),
           11::bigint, 'every case gives an iteration');
+SELECT is_empty(
+    $$SELECT ts FROM unnest(ARRAY['2026-04-15 12:00:00+00', '2026-04-15 23:59:59.9995+00', '2026-04-16 00:00:00.0004+14',
+                                  '1999-12-31 23:59:59.999999-11', '10000-01-01 00:00:00+00', '0044-03-15 12:00:00+00 BC',
+                                  'infinity', '-infinity', NULL]::timestamptz[]) ts
+       WHERE mana_ai.iso_text(ts) IS DISTINCT FROM pg_temp.ref_iso_text(ts)$$,
+    'iso_text: C and SQL definitions agree');
 SELECT throws_ok($$SELECT mana_ai.build_iteration('x', now(), now(), '{"steps": {"a": 1}}', NULL)$$,
                  '22023', 'cannot extract elements from an object', 'steps as an object: the same error');
 SELECT throws_ok($$SELECT pg_temp.ref_build_iteration('x', now(), now(), '{"steps": {"a": 1}}', NULL)$$,
