@@ -28,6 +28,7 @@
 #include "core/prompt.h"
 #include "inputs.h"
 #include "planner.h"
+#include "spi_plans.h"
 
 /* Records from jsonb nest far less; this only bounds json-c's stack. */
 #define RECORD_MAX_DEPTH 512
@@ -65,19 +66,53 @@ static PromptInput *inputs_from_json(Scratch *s, int *n);
 static Jsonb *parse_against_catalog(const char *answer, size_t len,
 									Jsonb *agent, Scratch *s);
 
+/*
+ * While a tick runs, the catalog it read first, in the tick's memory: a
+ * tick renders and parses against one catalog, read once rather than
+ * twice per mission.
+ */
+static MemoryContext tick_catalog_cxt = NULL;
+static CatalogTool *tick_catalog = NULL;
+static int	tick_catalog_n = 0;
+
+void
+mana_ai_planner_tick_begin(MemoryContext cxt)
+{
+	tick_catalog_cxt = cxt;
+	tick_catalog = NULL;
+	tick_catalog_n = 0;
+}
+
+void
+mana_ai_planner_tick_end(void)
+{
+	tick_catalog_cxt = NULL;
+	tick_catalog = NULL;
+	tick_catalog_n = 0;
+}
+
 /* The catalog ordered by name (bytewise), so prompts are deterministic. */
 static CatalogTool *
 load_catalog(int *n_tools)
 {
-	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext caller = tick_catalog_cxt ? tick_catalog_cxt : CurrentMemoryContext;
 	MemoryContext spi;
 	CatalogTool *tools;
 	int			ret;
+	static SPIPlanPtr plan = NULL;
+
+	if (tick_catalog != NULL)
+	{
+		*n_tools = tick_catalog_n;
+		return tick_catalog;
+	}
 
 	SPI_connect();
-	ret = SPI_execute("SELECT name, module, description, parameters::text "
-					  "FROM mana_ai.tools ORDER BY name COLLATE \"C\"",
-					  true, 0);
+	ret = SPI_execute_plan(mana_ai_kept_plan(&plan,
+											 "SELECT name, module, description, parameters::text "
+											 "FROM mana_ai.tools ORDER BY name COLLATE \"C\"",
+											 0, NULL),
+						   NULL, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute on mana_ai.tools failed: %s",
 			 SPI_result_code_string(ret));
@@ -97,6 +132,11 @@ load_catalog(int *n_tools)
 	*n_tools = (int) SPI_processed;
 	MemoryContextSwitchTo(spi);
 	SPI_finish();
+	if (tick_catalog_cxt != NULL)
+	{
+		tick_catalog = tools;
+		tick_catalog_n = *n_tools;
+	}
 	return tools;
 }
 

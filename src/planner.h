@@ -40,4 +40,11 @@ extern Jsonb *mana_ai_parse_plan_for(const char *answer, Jsonb *agent);
 extern Jsonb *mana_ai_parse_plan_len(const char *answer, size_t len,
 									 Jsonb *agent);
 
+/*
+ * Between these two calls (a tick; cxt outlives it) the catalog is read
+ * once, into cxt, and reused.  end must run however the tick ends.
+ */
+extern void mana_ai_planner_tick_begin(MemoryContext cxt);
+extern void mana_ai_planner_tick_end(void);
+
 #endif

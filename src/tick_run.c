@@ -20,6 +20,7 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
@@ -46,6 +47,7 @@
 #include "resolvers.h"
 #include "schedule.h"
 #include "snapshot.h"
+#include "spi_plans.h"
 #include "tick.h"
 
 /* tick lock key (int4, int4): "mana", 100; snapshot.c uses 1 and 2 */
@@ -174,8 +176,10 @@ run_tick(TickMode mode, MemoryContext cxt)
 
 	/*
 	 * The lock is a session lock in the worker: release it whatever
-	 * happens, and never leave the run "running" behind an error.
+	 * happens, and never leave the run "running" behind an error.  The
+	 * tool catalog cached for the tick goes with the tick.
 	 */
+	mana_ai_planner_tick_begin(cxt);
 	PG_TRY();
 	{
 		refresh_phase(t);
@@ -200,11 +204,13 @@ run_tick(TickMode mode, MemoryContext cxt)
 	}
 	PG_CATCH();
 	{
+		mana_ai_planner_tick_end();
 		if (mode == TICK_WORKER)
 			fail_worker_run(t); /* does not return */
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	mana_ai_planner_tick_end();
 	if (mode == TICK_WORKER)
 		release_tick_lock(mode);
 
@@ -732,6 +738,9 @@ write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
 	Datum		values[11];
 	char		nulls[11];
+	static SPIPlanPtr write_plan = NULL;
+	static SPIPlanPtr settled_plan = NULL;
+	static SPIPlanPtr tokens_plan = NULL;
 
 	if (fresh == NULL || fresh_slot == NULL || strcmp(fresh_slot, job->slot) != 0)
 	{
@@ -762,7 +771,7 @@ write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	values[10] = CStringGetTextDatum(job->agent_name);
 
 	SPI_connect();
-	if (SPI_execute_with_args(
+	if (SPI_execute_plan(mana_ai_kept_plan(&write_plan,
 							  "INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op,"
 							  "       data, field_timestamps, client_id, schema_version, actor)"
 							  "SELECT 'ai', 'aiMissions', $2, $1, 'update',"
@@ -780,14 +789,17 @@ write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 							  "                          'rationale', coalesce($3 ->> 'objective', $3 ->> 'title', ''))"
 							  "  FROM (SELECT mana_ai.iso_text($8) AS stamp) w,"
 							  "       (SELECT mana_ai.build_iteration($4, $5, $8, $6, $7) AS iteration) it",
-							  11, types, values, nulls, false, 0) != SPI_OK_INSERT)
+										   11, types),
+						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "mana_ai: could not write the iteration back");
 	SPI_finish();
 
 	/* The slot is settled: forget its failures; count the tokens spent. */
 	SPI_connect();
-	SPI_execute_with_args("DELETE FROM mana_ai.mission_attempts WHERE user_id = $1 AND mission_id = $2",
-						  2, types, values, NULL, false, 0);
+	SPI_execute_plan(mana_ai_kept_plan(&settled_plan,
+									   "DELETE FROM mana_ai.mission_attempts WHERE user_id = $1 AND mission_id = $2",
+									   2, types),
+					 values, NULL, false, 0);
 	if (job->prepared && job->call->total_tokens > 0)
 	{
 		Oid			utypes[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
@@ -797,8 +809,10 @@ write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 		uvalues[1] = CStringGetTextDatum(job->agent_id);
 		uvalues[2] = CStringGetTextDatum(job->mission_id);
 		uvalues[3] = Int64GetDatum(job->call->total_tokens);
-		SPI_execute_with_args("INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens)"
-							  " VALUES ($1, $2, $3, $4)", 4, utypes, uvalues, NULL, false, 0);
+		SPI_execute_plan(mana_ai_kept_plan(&tokens_plan,
+										   "INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens)"
+										   " VALUES ($1, $2, $3, $4)", 4, utypes),
+						 uvalues, NULL, false, 0);
 	}
 	SPI_finish();
 	mana_ai_leave_user_scope(scope);
@@ -1037,6 +1051,207 @@ static Jsonb *
 jsonb_from_cstring(const char *s)
 {
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
+}
+
+/* ------------------------------------------------------------ build_iteration */
+
+/* pushJsonbValue for a C string (NULL: JSON null). */
+static void
+push_text(JsonbParseState **state, JsonbIteratorToken seq, const char *s)
+{
+	JsonbValue	v;
+
+	if (s == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) s;
+		v.val.string.len = strlen(s);
+	}
+	pushJsonbValue(state, seq, &v);
+}
+
+static void
+push_key(JsonbParseState **state, const char *key)
+{
+	push_text(state, WJB_KEY, key);
+}
+
+/* container ->> key, as SQL's operator: NULL when not an object, absent or null. */
+static char *
+field_text(JsonbContainer *c, const char *key)
+{
+	JsonbValue *v;
+
+	if (c == NULL || !JsonContainerIsObject(c))
+		return NULL;
+	v = getKeyJsonValueFromContainer(c, key, strlen(key), NULL);
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvBool)
+		return pstrdup(v->val.boolean ? "true" : "false");
+	if (v->type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	return JsonbToCString(NULL, v->val.binary.data, -1);
+}
+
+/* mana_ai.iso_text(ts): to_char in UTC with milliseconds; NULL for infinity. */
+static char *
+iso_text(TimestampTz ts)
+{
+	Datum		utc;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return NULL;
+	utc = DirectFunctionCall2(timestamptz_zone, CStringGetTextDatum("UTC"),
+							  TimestampTzGetDatum(ts));
+	return TextDatumGetCString(DirectFunctionCall2Coll(timestamp_to_char, DEFAULT_COLLATION_OID, utc,
+													   CStringGetTextDatum("YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"")));
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_iso_text);
+Datum
+mana_ai_iso_text(PG_FUNCTION_ARGS)
+{
+	char	   *s = iso_text(PG_GETARG_TIMESTAMPTZ(0));
+
+	if (s == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(s));
+}
+
+/* jsonb_array_elements' complaint about what is not an array. */
+static void
+require_array(JsonbContainer *c)
+{
+	if (JsonContainerIsArray(c) && !JsonContainerIsScalar(c))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("cannot extract elements from %s",
+					JsonContainerIsObject(c) ? "an object" : "a scalar")));
+}
+
+/*
+ * mana_ai.build_iteration(iteration_id, started_at, finished_at, plan, error)
+ * → jsonb: a server iteration (SPEC 1.3) from a parsed plan ({summary,
+ * steps}) or, when error ({name, message, phase}) is given, a failed one.
+ * In C because the tick calls it for every mission it writes back, and as
+ * a SQL function it was parsed and planned anew on every call.
+ */
+PG_FUNCTION_INFO_V1(mana_ai_build_iteration);
+Datum
+mana_ai_build_iteration(PG_FUNCTION_ARGS)
+{
+	char	   *iteration_id = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *started = PG_ARGISNULL(1) ? NULL : iso_text(PG_GETARG_TIMESTAMPTZ(1));
+	char	   *finished = PG_ARGISNULL(2) ? NULL : iso_text(PG_GETARG_TIMESTAMPTZ(2));
+	Jsonb	   *plan = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	Jsonb	   *error = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	char	   *summary;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_key(&state, "id");
+	push_text(&state, WJB_VALUE, iteration_id);
+	push_key(&state, "startedAt");
+	push_text(&state, WJB_VALUE, started);
+	push_key(&state, "finishedAt");
+	push_text(&state, WJB_VALUE, finished);
+	push_key(&state, "source");
+	push_text(&state, WJB_VALUE, "server");
+
+	if (error != NULL)
+	{
+		push_key(&state, "plan");
+		pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+		pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+		summary = field_text(&error->root, "message");
+		push_key(&state, "summary");
+		push_text(&state, WJB_VALUE, summary ? summary : "");
+		push_key(&state, "overallStatus");
+		push_text(&state, WJB_VALUE, "failed");
+		push_key(&state, "errorDetails");
+		v.type = jbvBinary;
+		v.val.binary.data = &error->root;
+		v.val.binary.len = VARSIZE(error) - VARHDRSZ;
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	else
+	{
+		JsonbValue *steps = NULL;
+		int			nsteps = 0;
+
+		if (plan != NULL && JB_ROOT_IS_OBJECT(plan))
+			steps = getKeyJsonValueFromContainer(&plan->root, "steps", 5, NULL);
+		if (steps != NULL && steps->type != jbvBinary)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("cannot extract elements from a scalar")));
+		push_key(&state, "plan");
+		pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+		if (steps != NULL)
+		{
+			JsonbIterator *it;
+			JsonbIteratorToken tok;
+			JsonbValue	step;
+
+			require_array(steps->val.binary.data);
+			it = JsonbIteratorInit(steps->val.binary.data);
+			while ((tok = JsonbIteratorNext(&it, &step, true)) != WJB_DONE)
+			{
+				JsonbContainer *sc;
+				JsonbValue *params = NULL;
+				char	   *text;
+
+				if (tok != WJB_ELEM)
+					continue;
+				sc = (step.type == jbvBinary && JsonContainerIsObject(step.val.binary.data)) ?
+					step.val.binary.data : NULL;
+				pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+				push_key(&state, "id");
+				push_text(&state, WJB_VALUE, iteration_id ?
+						  psprintf("%s-%d", iteration_id, nsteps) : NULL);
+				text = field_text(sc, "summary");
+				push_key(&state, "summary");
+				push_text(&state, WJB_VALUE, text ? text : "");
+				push_key(&state, "intent");
+				pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+				push_key(&state, "kind");
+				push_text(&state, WJB_VALUE, "toolCall");
+				push_key(&state, "toolName");
+				push_text(&state, WJB_VALUE, field_text(sc, "toolName"));
+				push_key(&state, "params");
+				if (sc != NULL)
+					params = getKeyJsonValueFromContainer(sc, "params", 6, NULL);
+				if (params != NULL)
+					pushJsonbValue(&state, WJB_VALUE, params);
+				else
+				{
+					pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+					pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+				}
+				pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+				push_key(&state, "status");
+				push_text(&state, WJB_VALUE, "planned");
+				push_key(&state, "rationale");
+				push_text(&state, WJB_VALUE, field_text(sc, "rationale"));
+				pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+				nsteps++;
+			}
+		}
+		pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+		summary = plan ? field_text(&plan->root, "summary") : NULL;
+		push_key(&state, "summary");
+		push_text(&state, WJB_VALUE, summary ? summary : "");
+		push_key(&state, "overallStatus");
+		push_text(&state, WJB_VALUE, nsteps > 0 ? "awaiting-review" : "approved");
+	}
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
 }
 
 /* ------------------------------------------------------------ build_prompt */

@@ -28,51 +28,23 @@ CREATE INDEX token_usage_agent_ts_idx ON mana_ai.token_usage (user_id, agent_id,
 COMMENT ON TABLE mana_ai.token_usage IS
     'usage.total_tokens per planner call, kept 24 h for maxTokensPerDay';
 
--- The ISO-8601 form the web app writes (JavaScript toISOString).
+-- The ISO-8601 form the web app writes (JavaScript toISOString):
+-- to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), NULL for
+-- an infinite ts.  In C: as SQL it could not be inlined (to_char is only
+-- stable), so every call went through fmgr_sql, twice per write-back.
 CREATE FUNCTION mana_ai.iso_text(ts timestamptz) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'mana_ai_iso_text';
 
 -- A server iteration (SPEC 1.3) from a parsed plan ({summary, steps}) or,
--- when error is given ({name, message, phase}), a failed one.
+-- when error is given ({name, message, phase}), a failed one.  In C (it
+-- used to be a SQL function, parsed and planned again for every mission
+-- written back); tests/pgtap/build_iteration.sql pins its output.
 CREATE FUNCTION mana_ai.build_iteration(iteration_id text, started_at timestamptz,
                                         finished_at timestamptz, plan jsonb, error jsonb)
     RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT CASE WHEN error IS NOT NULL THEN
-        jsonb_build_object(
-            'id', iteration_id,
-            'startedAt', mana_ai.iso_text(started_at),
-            'finishedAt', mana_ai.iso_text(finished_at),
-            'plan', '[]'::jsonb,
-            'summary', coalesce(error ->> 'message', ''),
-            'overallStatus', 'failed',
-            'errorDetails', error,
-            'source', 'server')
-    ELSE
-        jsonb_build_object(
-            'id', iteration_id,
-            'startedAt', mana_ai.iso_text(started_at),
-            'finishedAt', mana_ai.iso_text(finished_at),
-            'plan', coalesce((
-                SELECT jsonb_agg(jsonb_build_object(
-                           'id', iteration_id || '-' || (s.idx - 1),
-                           'summary', coalesce(s.step ->> 'summary', ''),
-                           'intent', jsonb_build_object(
-                               'kind', 'toolCall',
-                               'toolName', s.step ->> 'toolName',
-                               'params', coalesce(s.step -> 'params', '{}'::jsonb)),
-                           'status', 'planned',
-                           'rationale', s.step ->> 'rationale') ORDER BY s.idx)
-                  FROM jsonb_array_elements(plan -> 'steps') WITH ORDINALITY AS s(step, idx)),
-                '[]'::jsonb),
-            'summary', coalesce(plan ->> 'summary', ''),
-            'overallStatus', CASE WHEN jsonb_array_length(coalesce(plan -> 'steps', '[]')) > 0
-                                  THEN 'awaiting-review' ELSE 'approved' END,
-            'source', 'server')
-    END;
-END;
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'mana_ai_build_iteration';
 
 CREATE FUNCTION mana_ai.tick() RETURNS jsonb
     LANGUAGE c VOLATILE
