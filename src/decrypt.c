@@ -238,7 +238,7 @@ decrypt_input_with_grant(DecryptScope *scope, MissionGrant *grant, Jsonb *missio
 
 	getKeyJsonValueFromContainer(&mission->root, "grant", 5, &gv);
 	grant_jsonb = JsonbValueToJsonb(&gv);
-	outcome = mana_ai_unwrap_grant(grant_jsonb, mdk);
+	outcome = mana_ai_unwrap_grant(grant_jsonb, scope->mission_id, mdk);
 	if (strcmp(outcome, "ok") != 0)
 	{
 		mana_ai_audit_write(scope->user_id, scope->mission_id, NULL, table_name,

@@ -56,8 +56,15 @@ mana_ai_mission_grant(Jsonb *mission, bool *present)
 	return grant_from_jsonb(v.val.binary.data, v.val.binary.len);
 }
 
+/*
+ * Unwrap a grant into mdk.  With mission_id set, a grant whose
+ * derivation.missionId names another mission is refused as malformed
+ * (and mdk wiped): its key was derived for that mission, and copying a
+ * grant onto another mission must not widen what the runner reads.  The
+ * check comes after the unwrap so the other outcomes keep their order.
+ */
 const char *
-mana_ai_unwrap_grant(Jsonb *grant, unsigned char mdk[32])
+mana_ai_unwrap_grant(Jsonb *grant, const char *mission_id, unsigned char mdk[32])
 {
 	EVP_PKEY   *key = mana_ai_private_key();
 	MissionGrant *g;
@@ -67,6 +74,11 @@ mana_ai_unwrap_grant(Jsonb *grant, unsigned char mdk[32])
 		return grant_outcome_name(GRANT_NOT_CONFIGURED);
 	g = grant == NULL ? NULL : grant_from_jsonb(&grant->root, VARSIZE(grant));
 	rc = grant_unwrap(g, key, now_unix_usec(), mdk);
+	if (rc == GRANT_OK && mission_id != NULL && strcmp(g->mission_id, mission_id) != 0)
+	{
+		OPENSSL_cleanse(mdk, 32);
+		rc = GRANT_MALFORMED;
+	}
 	grant_free(g);
 	return grant_outcome_name(rc);
 }
@@ -77,7 +89,7 @@ mana_ai_grant_status(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *grant = PG_GETARG_JSONB_P(0);
 	unsigned char mdk[32];
-	const char *outcome = mana_ai_unwrap_grant(grant, mdk);
+	const char *outcome = mana_ai_unwrap_grant(grant, NULL, mdk);
 
 	OPENSSL_cleanse(mdk, sizeof(mdk));
 	PG_RETURN_TEXT_P(cstring_to_text(outcome));

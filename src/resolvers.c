@@ -341,7 +341,7 @@ mana_ai_resolve_inputs_sql(PG_FUNCTION_ARGS)
 		if (JB_ROOT_IS_OBJECT(mission) &&
 			getKeyJsonValueFromContainer(&mission->root, "grant", 5, &gv) != NULL &&
 			gv.type != jbvNull)
-			have_mdk = strcmp(mana_ai_unwrap_grant(JsonbValueToJsonb(&gv), mdk), "ok") == 0;
+			have_mdk = strcmp(mana_ai_unwrap_grant(JsonbValueToJsonb(&gv), mission_id, mdk), "ok") == 0;
 		inputs = mana_ai_resolve_inputs(user_id, mission_id, mission,
 										have_mdk ? mdk : NULL, NULL);
 	}

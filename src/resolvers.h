@@ -19,7 +19,8 @@
  * the mission's "grant" member (NULL counts as malformed).  Never throws
  * for a bad grant; counts nothing (the tick counts grant skips).
  */
-extern const char *mana_ai_unwrap_grant(Jsonb *grant, unsigned char mdk[32]);
+extern const char *mana_ai_unwrap_grant(Jsonb *grant, const char *mission_id,
+										 unsigned char mdk[32]);
 
 /*
  * Resolve the mission's inputs (SPEC 6) -> List of ResolvedInput*, in the

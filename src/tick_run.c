@@ -628,7 +628,7 @@ prepare_job(Tick *t, Job *job)
 	{
 		if (grant != NULL)
 		{
-			const char *outcome = mana_ai_unwrap_grant(grant, mdk);
+			const char *outcome = mana_ai_unwrap_grant(grant, job->mission_id, mdk);
 
 			have_mdk = strcmp(outcome, "ok") == 0;
 			if (!have_mdk)
@@ -1302,7 +1302,7 @@ mana_ai_build_prompt(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		if (grant != NULL)
-			have_mdk = strcmp(mana_ai_unwrap_grant(grant, mdk), "ok") == 0;
+			have_mdk = strcmp(mana_ai_unwrap_grant(grant, mission_id, mdk), "ok") == 0;
 		inputs = mana_ai_resolve_inputs(user_id, mission_id, mission,
 										have_mdk ? mdk : NULL, NULL);
 	}

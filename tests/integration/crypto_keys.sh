@@ -74,7 +74,11 @@ SELECT 'u1', 'mission-abc', jsonb_build_object('title', 'M', 'grant', value::jso
 INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record)
 SELECT 'u1', 'mission-expired', jsonb_build_object('grant', value::jsonb) FROM crypto_vectors WHERE name = 'grant_expired';
 INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record)
-SELECT 'u1', 'mission-wrongkey', jsonb_build_object('grant', value::jsonb) FROM crypto_vectors WHERE name = 'grant_wrong_key';" >/dev/null
+SELECT 'u1', 'mission-wrongkey', jsonb_build_object('grant', value::jsonb) FROM crypto_vectors WHERE name = 'grant_wrong_key';
+INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record)
+SELECT 'u1', 'mission-copied', jsonb_build_object('title', 'C', 'grant', value::jsonb, 'inputs',
+   '[{\"module\":\"notes\",\"table\":\"notes\",\"id\":\"n1\"}]'::jsonb)
+  FROM crypto_vectors WHERE name = 'grant_ok';" >/dev/null
 
 # write NAME: append an update of notes/n1 whose title is vector NAME
 write_note() {
@@ -109,6 +113,8 @@ outcome "ok: every enc:1: field decrypted" \
 outcome "scope violation: nothing decrypted" "$(decrypt n2) IS NULL" t "scope-violation:record-not-in-grant-allowlist"
 outcome "expired grant" "$(decrypt n1 mission-expired) IS NULL" t "failed:grant-expired"
 outcome "grant under another key" "$(decrypt n1 mission-wrongkey) IS NULL" t "failed:grant-wrap-rejected"
+outcome "grant copied from mission-abc onto another mission" "$(decrypt n1 mission-copied) IS NULL" t "failed:grant-malformed"
+expect "a copied grant decrypts no input" "SELECT mana_ai.resolve_inputs('u1', 'mission-copied')" "[]"
 for case in "enc_tampered_iv ciphertext-tampered-or-wrong-key" "enc_tampered_ct ciphertext-tampered-or-wrong-key" \
             "enc_tampered_tag ciphertext-tampered-or-wrong-key" "enc_wrong_key ciphertext-tampered-or-wrong-key" \
             "enc_truncated ciphertext-malformed" "enc_truncated_block ciphertext-malformed" \
