@@ -115,6 +115,7 @@ static void llm_phase(Tick *t);
 static void settle_job(Tick *t, Job *job);
 static bool write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error);
 static void record_failure(Tick *t, Job *job);
+static void save_failure(Tick *t, Job *job);
 static void add_error(Tick *t, const char *fmt,...) pg_attribute_printf(2, 3);
 static Jsonb *tick_result(Tick *t);
 static void new_uuid(char *out);
@@ -829,14 +830,21 @@ write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 static void
 record_failure(Tick *t, Job *job)
 {
+	/* If saving raises, the caller counts and reports it: only once. */
+	save_failure(t, job);
+	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
+	add_error(t, "mission %s: %s: %s", job->mission_id, job->fail_phase,
+			  job->fail_message ? job->fail_message : "failed");
+}
+
+/* The backoff row, or the failed iteration once the attempts are used up. */
+static void
+save_failure(Tick *t, Job *job)
+{
 	int			attempts = job->attempts_before + 1;
 	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT8OID, TEXTOID};
 	Datum		values[6];
 	double		backoff = Min(3600.0, mana_ai_tick_interval * pow(2.0, attempts - 1));
-
-	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
-	add_error(t, "mission %s: %s: %s", job->mission_id, job->fail_phase,
-			  job->fail_message ? job->fail_message : "failed");
 
 	if (attempts >= mana_ai_max_attempts)
 	{
