@@ -433,8 +433,10 @@ worker_cycle(MemoryContext tick_context, WorkerState *state)
 			ereport(LOG,
 					(errmsg("mana_ai worker: %s", edata->message),
 					 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+					 edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ?
 					 errhint("The worker retries every %d s; see the README for the privileges its role needs.",
-							 ERROR_RETRY_MS / 1000)));
+							 ERROR_RETRY_MS / 1000) :
+					 errhint("The worker retries every %d s.", ERROR_RETRY_MS / 1000)));
 			strlcpy(state->last_error, edata->message, sizeof(state->last_error));
 		}
 		FreeErrorData(edata);
