@@ -78,6 +78,13 @@ for sql in "SELECT mana_ai_tick()" "SELECT count(*) FROM mana_ai.status" "SELECT
     as nobody denied "$sql"
 done
 
+# The worker's role has no more than it needs.
+for sql in "DELETE FROM mana_ai.tools" "UPDATE mana_ai.decrypt_audit SET reason = 'x'" \
+           "DELETE FROM mana_ai.decrypt_audit" "DELETE FROM mana_ai.snapshot_horizon" \
+           "UPDATE public.sync_changes SET op = 'delete'" "DELETE FROM public.sync_changes"; do
+    as mana_runner denied "$sql"
+done
+
 # The worker's role, without BYPASSRLS, runs a whole tick.
 start_mock_llm
 psql -X -qAt -d "$db" -c "LOAD 'mana_ai'" -c "ALTER SYSTEM SET mana_ai.llm_url = '$MOCK_URL'" \
