@@ -1,6 +1,6 @@
 /*
- * retention.c: keeps tick_runs, decrypt_audit and the token ledger from
- * growing without bound (SPEC 9a).
+ * retention.c: keeps tick_runs, decrypt_audit, the token ledger and the
+ * retry state of deleted missions from growing without bound (SPEC 9a).
  *
  * Owns the only DELETE the decrypt_audit guard lets through: it lifts the
  * guard for its own statement and always puts it back.  Must never
@@ -30,6 +30,11 @@ mana_ai_run_retention(void)
 						  "   AND status <> 'running'",
 						  1, types, values, NULL, false, 0);
 	SPI_execute("DELETE FROM mana_ai.token_usage WHERE ts < now() - interval '25 hours'",
+				false, 0);
+	/* Retry state of a mission that is gone (deleted) would stay forever. */
+	SPI_execute("DELETE FROM mana_ai.mission_attempts a WHERE NOT EXISTS"
+				" (SELECT 1 FROM mana_ai.mission_snapshots s"
+				"   WHERE s.user_id = a.user_id AND s.mission_id = a.mission_id)",
 				false, 0);
 
 	values[0] = Int32GetDatum(mana_ai_audit_retention);

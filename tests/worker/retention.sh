@@ -3,7 +3,8 @@
 # Retention (SPEC 9a): the worker, as a role without BYPASSRLS, deletes
 # tick_runs older than mana_ai.tick_runs_retention, decrypt_audit rows of
 # every user older than mana_ai.audit_retention and token_usage older than
-# 25 h, keeps everything younger, and leaves decrypt_audit append-only for
+# 25 h and the retry state of missions that no longer exist, keeps
+# everything younger, and leaves decrypt_audit append-only for
 # everyone else afterwards.
 set -euo pipefail
 source tests/lib/common.sh
@@ -22,6 +23,12 @@ SELECT 'sql', 'ok', now() - d * interval '1 day', now() - d * interval '1 day'
 INSERT INTO mana_ai.decrypt_audit (user_id, mission_id, table_name, record_id, status, ts)
 SELECT u, 'm-old', 'notes', 'n-' || d, 'ok', now() - d * interval '1 day'
   FROM (VALUES ('alice'), ('bob')) AS users(u), (VALUES (120), (91), (89), (2)) AS v(d);
+INSERT INTO mana_ai.mission_attempts (user_id, mission_id, slot, attempts, next_attempt_at)
+VALUES ('alice', 'm-gone', '2026-01-01T08:00:00.000Z', 2, now() + interval '1 hour');
+INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record)
+VALUES ('alice', 'm-here', '{"title": "bleibt", "state": "paused"}');
+INSERT INTO mana_ai.mission_attempts (user_id, mission_id, slot, attempts, next_attempt_at)
+VALUES ('alice', 'm-here', '2026-01-01T08:00:00.000Z', 1, now() + interval '1 hour');
 INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens, ts)
 VALUES ('alice', 'ag', 'm', 10, now() - interval '26 hours'),
        ('alice', 'ag', 'm', 20, now() - interval '23 hours');
@@ -40,6 +47,8 @@ poll_until 10 mana_sync "SELECT string_agg(user_id || ':' || record_id, ',' ORDE
     || fail "decrypt_audit retention did not keep exactly the rows younger than 90 days of both users"
 [ "$(q mana_sync -c "SELECT string_agg(tokens::text, ',') FROM mana_ai.token_usage WHERE user_id = 'alice'")" = 20 ] \
     || fail "token_usage retention"
+[ "$(q mana_sync -c "SELECT string_agg(mission_id, ',') FROM mana_ai.mission_attempts WHERE user_id = 'alice'")" = m-here ] \
+    || fail "retry state: a deleted mission's row must go, a live mission's row must stay"
 echo "ok - retention deleted what is old, kept what is young, for every user"
 
 # The guard is back: nobody else may delete audit rows, not even a superuser.
