@@ -14,13 +14,14 @@ MODULE_big  = mana_ai
 SRCS        = $(sort $(wildcard src/*.c)) $(sort $(wildcard src/core/*.c))
 OBJS        = $(SRCS:.c=.o)
 
-# The install script is assembled from one fragment per concern
-# (sql/install/NN_*.sql), as pgvector copies its base script to the
-# versioned name; upgrade scripts (sql/mana_ai--A--B.sql) are committed.
+# The current version's install script is assembled from one fragment per
+# concern (sql/install/NN_*.sql), as pgvector copies its base script to the
+# versioned name.  Released install scripts (sql/mana_ai--X.Y.Z.sql) and
+# upgrade scripts (sql/mana_ai--A--B.sql) are committed and never change.
 MANA_INSTALL_SQL = sql/$(EXTENSION)--$(EXTVERSION).sql
 INSTALL_PARTS  = $(sort $(wildcard sql/install/*.sql))
 DATA_built  = $(MANA_INSTALL_SQL)
-DATA        = $(filter-out $(MANA_INSTALL_SQL),$(wildcard sql/$(EXTENSION)--*--*.sql))
+DATA        = $(filter-out $(MANA_INSTALL_SQL),$(wildcard sql/$(EXTENSION)--*.sql))
 REGRESS     = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=.
 

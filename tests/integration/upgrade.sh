@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# upgrade.sh: ALTER EXTENSION mana_ai UPDATE from every released version
+# gives the same catalog as a fresh install of the current one, and keeps
+# every row (as pg_cron tests its upgrade chain).
+#  - install the oldest release (0.1.0) and fill it: snapshots, audit rows,
+#    tick_runs and failed iterations from a tick, a DBA-added tool;
+#  - ALTER EXTENSION mana_ai UPDATE;
+#  - tests/fixtures/catalog_shape.sql (tables, columns, indexes, policies,
+#    triggers, views, functions with their bodies and privileges, comments,
+#    shipped tools) prints the same lines as in a fresh database;
+#  - every row of every table that existed before is still there, and the
+#    DBA's tool is unchanged.
+# Runs inside with_cluster.sh (no preload), cwd = repo root.
+set -euo pipefail
+. tests/lib/common.sh
+old=mana_up_old; new=mana_up_new
+current=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" mana_ai.control)
+out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+
+for db in $old $new; do
+    q postgres -c "CREATE DATABASE $db" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -d $db -f tests/fixtures/sync_changes.sql >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -d $db -f tests/fixtures/tick_world.sql >/dev/null
+done
+q $old -c "CREATE EXTENSION mana_ai VERSION '0.1.0'" >/dev/null
+[ "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mana_ai'")" = 0.1.0 ] || fail "0.1.0 did not install"
+
+# fill the 0.1.0 database the way a running installation would be
+q $old >/dev/null <<'SQL'
+SELECT * FROM mana_ai.refresh_snapshots();
+SELECT mana_ai.audit_decrypt('user-a', 'mission-1', NULL, 'notes', 'note-1', 'ok');
+SELECT mana_ai.audit_decrypt('user-a', 'mission-1', NULL, 'tasks', 'task-1', 'scope-violation', 'not in grant');
+INSERT INTO mana_ai.tools (name, module, description, parameters)
+VALUES ('dba_archive_note', 'notes', 'Archiviert eine Notiz.',
+        '[{"name": "noteId", "type": "string", "required": true, "description": "ID der Notiz"}]');
+SQL
+# the tick's LLM is a closed loopback port: every due mission fails fast
+q postgres -c "LOAD 'mana_ai'" -c "ALTER SYSTEM SET mana_ai.llm_url = 'http://127.0.0.1:9'" -c "SELECT pg_reload_conf()" >/dev/null
+q $old -c "SELECT mana_ai_tick()" >/dev/null
+
+# row counts of every table, and the DBA's tool, before and after
+counts() {
+    q "$1" -c "SELECT string_agg(format('%s=%s', c.relname,
+                   (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM mana_ai.%I', c.relname), false, true, '')))[1]::text),
+                   ' ' ORDER BY c.relname)
+                 FROM pg_class c WHERE c.relnamespace = 'mana_ai'::regnamespace AND c.relkind = 'r'
+                  AND c.relname = ANY (string_to_array('$2', ' '))"
+}
+tables=$(q $old -c "SELECT string_agg(relname, ' ') FROM pg_class WHERE relnamespace = 'mana_ai'::regnamespace AND relkind = 'r' AND relname <> 'tools'")
+before=$(counts $old "$tables")
+tool_before=$(q $old -c "SELECT to_jsonb(t) FROM mana_ai.tools t WHERE name = 'dba_archive_note'")
+echo "before: $before"
+for t in tick_runs decrypt_audit mission_snapshots mission_attempts; do
+    echo "$before" | grep -Eq "(^| )$t=[1-9]" || fail "the 0.1.0 fill left $t empty: $before"
+done
+
+q $old -c "ALTER EXTENSION mana_ai UPDATE" >/dev/null
+[ "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mana_ai'")" = "$current" ] \
+    || fail "ALTER EXTENSION did not reach $current"
+echo "ok - 0.1.0 updated to $current"
+
+after=$(counts $old "$tables")
+[ "$before" = "$after" ] || fail "rows changed by the upgrade: before '$before', after '$after'"
+echo "ok - every row kept: $after"
+[ "$(q $old -c "SELECT to_jsonb(t) FROM mana_ai.tools t WHERE name = 'dba_archive_note'")" = "$tool_before" ] \
+    || fail "the DBA-added tool changed in the upgrade"
+echo "ok - the DBA-added tool kept"
+
+q $new -c "CREATE EXTENSION mana_ai" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d $old -f tests/fixtures/catalog_shape.sql > "$out/upgraded"
+psql -X -q -v ON_ERROR_STOP=1 -d $new -f tests/fixtures/catalog_shape.sql > "$out/fresh"
+[ "$(wc -l < "$out/fresh")" -gt 100 ] || fail "catalog_shape.sql printed too little: $(wc -l < "$out/fresh") lines"
+if ! diff -u "$out/fresh" "$out/upgraded" > "$out/diff"; then
+    head -n 60 "$out/diff" >&2
+    fail "the upgraded catalog differs from a fresh $current install (- fresh, + upgraded)"
+fi
+echo "ok - upgraded catalog = fresh $current catalog ($(wc -l < "$out/fresh") facts)"
