@@ -103,43 +103,9 @@ COMMENT ON TABLE mana_ai.tools IS
 COMMENT ON COLUMN mana_ai.tools.shipped IS
     'true for the rows CREATE EXTENSION inserts; pg_dump keeps only the others';
 
-INSERT INTO mana_ai.tools (name, module, description, parameters, shipped) VALUES
-('create_task', 'todo', 'Legt eine neue Aufgabe an.', '[
-  {"name": "title", "type": "string", "required": true, "description": "Titel der Aufgabe"},
-  {"name": "description", "type": "string", "required": false, "description": "Beschreibung oder Notizen"},
-  {"name": "dueDate", "type": "string", "required": false, "description": "Faelligkeitsdatum (ISO-8601, YYYY-MM-DD)"},
-  {"name": "priority", "type": "string", "required": false, "description": "Prioritaet", "enum": ["low", "medium", "high"]}
-]', true),
-('complete_task', 'todo', 'Markiert eine bestehende Aufgabe als erledigt.', '[
-  {"name": "taskId", "type": "string", "required": true, "description": "ID der Aufgabe"}
-]', true),
-('complete_tasks_by_title', 'todo', 'Markiert alle offenen Aufgaben mit passendem Titel als erledigt.', '[
-  {"name": "title", "type": "string", "required": true, "description": "Titel oder Titelteil der Aufgaben"}
-]', true),
-('create_event', 'calendar', 'Legt einen Kalendertermin an.', '[
-  {"name": "title", "type": "string", "required": true, "description": "Titel des Termins"},
-  {"name": "startDate", "type": "string", "required": true, "description": "Beginn (ISO-8601)"},
-  {"name": "endDate", "type": "string", "required": false, "description": "Ende (ISO-8601)"},
-  {"name": "location", "type": "string", "required": false, "description": "Ort"},
-  {"name": "description", "type": "string", "required": false, "description": "Beschreibung"}
-]', true),
-('create_place', 'places', 'Speichert einen neuen Ort.', '[
-  {"name": "name", "type": "string", "required": true, "description": "Name des Ortes"},
-  {"name": "address", "type": "string", "required": false, "description": "Adresse"},
-  {"name": "category", "type": "string", "required": false, "description": "Kategorie", "enum": ["food", "cafe", "shop", "sport", "culture", "nature", "work", "other"]}
-]', true),
-('visit_place', 'places', 'Vermerkt einen Besuch an einem gespeicherten Ort.', '[
-  {"name": "placeId", "type": "string", "required": true, "description": "ID des Ortes"},
-  {"name": "note", "type": "string", "required": false, "description": "Notiz zum Besuch"}
-]', true),
-('undo_drink', 'drink', 'Nimmt den zuletzt erfassten Drink zurueck.', '[
-  {"name": "drinkType", "type": "string", "required": false, "description": "Art des Getraenks", "enum": ["water", "coffee", "tea", "alcohol", "other"]}
-]', true),
-('save_news_article', 'news', 'Speichert einen Nachrichtenartikel zum spaeteren Lesen.', '[
-  {"name": "url", "type": "string", "required": true, "description": "URL des Artikels"},
-  {"name": "title", "type": "string", "required": false, "description": "Titel des Artikels"},
-  {"name": "summary", "type": "string", "required": false, "description": "Kurze Zusammenfassung"}
-]', true);
+-- The shipped rows are inserted by 55_tool_catalog.sql, after the
+-- validating trigger exists (50_planner.sql).
+
 
 -- Dumped by pg_dump: the audit trail and a DBA's own tools (SPEC 9).
 SELECT pg_catalog.pg_extension_config_dump('mana_ai.decrypt_audit', '');

@@ -1,20 +1,38 @@
 -- planner.sql (pgTAP): tool catalog (SPEC 7.1), policy (7.2), prompt (7.3),
 -- parser (7.4) through the SQL surface.
 BEGIN;
-SELECT plan(33);
+SELECT plan(39);
 
 -- ---- the shipped catalog ----
 SELECT has_table('mana_ai', 'tools', 'mana_ai.tools exists');
 SELECT columns_are('mana_ai', 'tools',
     ARRAY['name', 'module', 'description', 'parameters', 'shipped'],
     'tools has the contract columns (+ shipped)');
+-- the product's catalog (catalog/tool-catalog.json), fact for fact: the web
+-- app executes an approved proposal by these parameter names
+\set catalog `cat catalog/tool-catalog.json`
 SELECT set_eq(
     $$SELECT name, module FROM mana_ai.tools WHERE shipped$$,
-    $$VALUES ('create_task', 'todo'), ('complete_task', 'todo'),
-             ('complete_tasks_by_title', 'todo'), ('create_event', 'calendar'),
-             ('create_place', 'places'), ('visit_place', 'places'),
-             ('undo_drink', 'drink'), ('save_news_article', 'news')$$,
-    'the eight shipped tools with their modules');
+    format($$SELECT t->>'name' AS name, t->>'module' AS module FROM jsonb_array_elements(%L::jsonb->'tools') t$$, :'catalog'),
+    'the shipped tools are the product catalog''s, with their modules');
+SELECT is((SELECT count(*)::int FROM mana_ai.tools WHERE shipped), 62, '62 shipped tools');
+SELECT is((SELECT count(DISTINCT module)::int FROM mana_ai.tools WHERE shipped), 25, 'over 25 modules');
+SELECT set_eq(
+    $$SELECT t.name AS tool, p->>'name' AS param, p->>'type' AS type, p->'required' AS req,
+             coalesce(p->'enum', 'null') AS enum
+        FROM mana_ai.tools t, jsonb_array_elements(t.parameters) p WHERE t.shipped$$,
+    format($$SELECT t->>'name' AS tool, p->>'name' AS param, p->>'type' AS type, p->'required' AS req,
+                    coalesce(p->'enum', 'null') AS enum
+               FROM jsonb_array_elements(%L::jsonb->'tools') t, jsonb_array_elements(t->'parameters') p$$, :'catalog'),
+    'every shipped parameter has the catalog''s name, type, required flag and enum');
+SELECT is((SELECT parameters->0->>'name' FROM mana_ai.tools WHERE name = 'complete_tasks_by_title'),
+    'titleMatch', 'complete_tasks_by_title takes titleMatch, as the web app executes it');
+SELECT is((SELECT array_agg(p->>'name' ORDER BY p->>'name') FROM mana_ai.tools t, jsonb_array_elements(t.parameters) p
+            WHERE t.name = 'create_event' AND (p->>'required')::boolean),
+    ARRAY['endTime', 'startTime', 'title'], 'create_event requires title, startTime and endTime');
+SELECT is_empty(
+    $$SELECT name FROM mana_ai.tools WHERE shipped AND (description !~ '^[A-ZÄÖÜ].*\.$' OR description ~ '\n')$$,
+    'every shipped tool has a one-line German description');
 SELECT is_empty(
     $$SELECT name FROM mana_ai.tools t, jsonb_array_elements(t.parameters) p
        WHERE NOT (p ? 'name' AND p ? 'type' AND p ? 'required' AND p ? 'description')$$,
