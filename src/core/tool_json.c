@@ -51,8 +51,13 @@ tool_json_parse(const char *text, size_t len, const char **code)
 		return NULL;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, text, (int) len);
-	err = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
+	if (obj == NULL && json_tokener_get_error(tok) == json_tokener_continue)
+	{
+		obj = json_tokener_parse_ex(tok, "", 1);	/* ends a bare number */
+		end = len;
+	}
+	err = json_tokener_get_error(tok);
 	json_tokener_free(tok);
 	if (obj != NULL && err == json_tokener_success && end <= len &&
 		only_space(text + end, len - end))
