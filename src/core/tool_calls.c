@@ -255,13 +255,15 @@ check_unexpected(Problems *p, json_object *schema, json_object *props,
 		!json_object_is_type(extra, json_type_boolean) || json_object_get_boolean(extra))
 		return;
 	list_values(props, true, names, sizeof(names));
-	json_object_object_foreach(args, key, val)
 	{
-		if (val == NULL || (props && json_object_object_get_ex(props, key, NULL)))
-			continue;			/* null counts as absent */
-		tool_json_setf(text, sizeof(text), "unexpected argument \"%s\" (%s takes: %s)",
-					   tool_json_clip(clip, sizeof(clip), key), tool, names);
-		problem(p, "unexpected-argument", text);
+		json_object_object_foreach(args, key, val)
+		{
+			if (val == NULL || (props && json_object_object_get_ex(props, key, NULL)))
+				continue;		/* null counts as absent */
+			tool_json_setf(text, sizeof(text), "unexpected argument \"%s\" (%s takes: %s)",
+						   tool_json_clip(clip, sizeof(clip), key), tool, names);
+			problem(p, "unexpected-argument", text);
+		}
 	}
 }
 
@@ -308,10 +310,12 @@ static void
 accept_call(ToolCall *call, json_object *args)
 {
 	call->params = json_object_new_object();
-	json_object_object_foreach(args, key, val)
 	{
-		if (val != NULL && strcmp(key, TOOL_RATIONALE_ARG) != 0)
-			json_object_object_add(call->params, key, json_object_get(val));
+		json_object_object_foreach(args, key, val)
+		{
+			if (val != NULL && strcmp(key, TOOL_RATIONALE_ARG) != 0)
+				json_object_object_add(call->params, key, json_object_get(val));
+		}
 	}
 	call->rationale = strdup(tool_json_str(args, TOOL_RATIONALE_ARG));
 	call->ok = call->params != NULL && call->rationale != NULL;

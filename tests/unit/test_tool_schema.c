@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tool_schema.h"
 #include "tap.h"
@@ -253,8 +254,10 @@ test_catalog(void)
 	size_t		mapped = 0;
 	size_t		n;
 
+	/* From tests/unit (as run.sh runs it) or from the top of the tree. */
 	if (path == NULL)
-		path = "../../../shared/data/tool-catalog.json";
+		path = access("../../../shared/data/tool-catalog.json", R_OK) == 0 ?
+			"../../../shared/data/tool-catalog.json" : "../shared/data/tool-catalog.json";
 	cat = json_object_from_file(path);
 	if (cat == NULL || !json_object_object_get_ex(cat, "tools", &tools))
 	{
