@@ -348,7 +348,10 @@ parse_args(Problems *p, const char *text)
 	}
 	if (is_blank(text))
 		return json_object_new_object();	/* some servers send "" for {} */
-	if ((args = tool_json_parse(text, len, &code)) == NULL)
+	if ((args = tool_json_parse(text, len, &code)) == NULL &&
+		strcmp(code, "nul-character") == 0)
+		problem(p, code, "arguments hold a value that cannot be stored (nul-character)");
+	else if (args == NULL)
 	{
 		tool_json_setf(msg, sizeof(msg), "arguments are not valid JSON (%s): send "
 					   "one JSON object", code);

@@ -25,6 +25,31 @@ only_space(const char *p, size_t n)
 	return true;
 }
 
+/*
+ * Whether the JSON text has the escape \u0000 (after an odd run of
+ * backslashes).  json-c keeps object keys as C strings, so a key with
+ * \u0000 would be cut short silently ("title\u0000x" -> "title"); the
+ * escape is refused before parsing instead.  A lexical scan, not a parse.
+ */
+static bool
+has_nul_escape(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+	{
+		size_t		run = 0;
+
+		while (i < n && p[i] == '\\')
+		{
+			run++;
+			i++;
+		}
+		if (run % 2 == 1 && n - i >= 5 && (p[i] == 'u' || p[i] == 'U') &&
+			strncmp(p + i + 1, "0000", 4) == 0)
+			return true;
+	}
+	return false;
+}
+
 static const char *
 tokener_code(enum json_tokener_error err)
 {
@@ -47,6 +72,12 @@ tool_json_parse(const char *text, size_t len, const char **code)
 		*code = "invalid-json";
 	if (text == NULL || len > INT32_MAX)
 		return NULL;
+	if (has_nul_escape(text, len))
+	{
+		if (code)
+			*code = "nul-character";
+		return NULL;
+	}
 	if ((tok = json_tokener_new_ex(TOOL_JSON_MAX_DEPTH)) == NULL)
 		return NULL;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);

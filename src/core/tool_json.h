@@ -21,8 +21,8 @@
 
 /*
  * Parse text[0..len) as exactly one JSON value.  NULL on failure, with a
- * short reason ("invalid-json", "invalid-utf8", "nesting-too-deep") in
- * *code when code is not NULL.
+ * short reason ("invalid-json", "invalid-utf8", "nesting-too-deep",
+ * "nul-character" for any \u0000 escape) in *code when code is not NULL.
  */
 extern json_object *tool_json_parse(const char *text, size_t len,
 									const char **code);

@@ -244,6 +244,10 @@ test_argument_rejections(void)
 	ok(strstr(res.calls[0].error, "\"rationale\"") != NULL, "... and the rationale is missing too");
 	str_is(one("{\"title\":\"a\\u0000b\",\"rationale\":\"r\"}"), "nul-character",
 		   "\\u0000 in a value");
+	str_is(one("{\"title\\u0000x\":\"a\",\"rationale\":\"r\"}"), "nul-character",
+		   "\\u0000 in a key (json-c would cut the key short)");
+	str_is(one("{\"title\":\"a\\\\u0000\",\"rationale\":\"r\"}"), "",
+		   "an escaped backslash before u0000 is no NUL");
 	str_is(one("{\"title\":\"x\",\"n\":1e400,\"rationale\":\"r\"}"), "number-out-of-range",
 		   "1e400");
 	str_is(one("{\"title\":\"x\",\"n\":123456789012345678901234567890,\"rationale\":\"r\"}"),
