@@ -29,6 +29,33 @@ message) uses that mode for that request only; "[mock:latency:MS]" sets the
 latency for that request.  So one mission of a tick can fail while the
 others succeed.
 
+Tools protocol: a request with a non-empty "tools" array (OpenAI function
+calling) is answered, in mode ok, with tool_calls (finish_reason
+"tool_calls") or with a summary (finish_reason "stop"), per a scenario
+marker in the user message.  The round is 1 + the number of assistant
+messages in the request, so the mock keeps no state between rounds.  Valid
+arguments are made from each offered function's schema (required
+arguments only; enum -> its first value; plus "rationale"); the preferred
+tool is create_task when offered, else the first one.
+  (none)                        = [mock:tools-rounds:2]
+  [mock:tools-rounds:N]         N-1 rounds of one valid call each, then stop
+  [mock:tools-none]             stop at once with a summary, no call
+  [mock:tools-invalid-then-fix] round 1 a call missing its required
+                                arguments, round 2 the corrected call, stop
+  [mock:tools-multi:N]          round 1 N valid calls (default 3), then stop
+  [mock:tools-mixed]            round 1 a valid, an unknown-tool and an
+                                invalid call in one message, then stop
+  [mock:tools-unknown]          round 1 a call of launch_rocket, then stop
+  [mock:tools-never-stop]       one valid call in every round, never stops
+  [mock:tools-never-stop-invalid] one invalid call in every round
+  [mock:tools-hang-round:N]     valid calls until round N, which never answers
+Every tools answer carries usage {prompt_tokens, completion_tokens,
+total_tokens} with total_tokens = the total_tokens option, per round.
+
+Per model: a request whose "model" contains "fail500" answers 500, "fail429"
+answers 429 (Retry-After: retry_after), "hang" never answers, whatever the
+markers say (for model-fallback chains such as "mock-fail500,gpt-4o-mini").
+
 The port is printed as the first line on stdout (or written to --port-file).
 """
 import argparse
@@ -46,6 +73,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MODES = ("ok", "error500", "fail-n-then-ok", "429", "429-n-then-ok", "garbage",
          "malformed", "no-plan", "hang", "huge", "redirect", "down")
 MARKER = re.compile(r"\[mock:([a-z0-9-]+)(?::(\d+))?\]")
+TOOL_SCENARIOS = ("tools-rounds", "tools-none", "tools-invalid-then-fix",
+                  "tools-multi", "tools-mixed", "tools-unknown", "tools-never-stop",
+                  "tools-never-stop-invalid", "tools-hang-round")
+MODEL_FAILURES = (("fail500", "error500"), ("fail429", "429"), ("hang", "hang"))
 MAX_RECORDED = 2000
 MAX_BODY = 4 * 1024 * 1024
 
@@ -99,6 +130,132 @@ def user_message(body):
     except AttributeError:
         pass
     return ""
+
+
+# ---- tools protocol ------------------------------------------------------
+UNKNOWN_TOOL = "launch_rocket"
+
+
+def offered_tools(body):
+    """{name: parameters schema} of the request's functions, in order; {} if none."""
+    tools = body.get("tools") if isinstance(body, dict) else None
+    out = {}
+    if not isinstance(tools, list):
+        return out
+    for t in tools:
+        fn = t.get("function") if isinstance(t, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            params = fn.get("parameters")
+            out[fn["name"]] = params if isinstance(params, dict) else {}
+    return out
+
+
+def tool_round(body):
+    """1 + the assistant messages already in the conversation."""
+    msgs = body.get("messages")
+    if not isinstance(msgs, list):
+        return 1
+    return 1 + sum(1 for m in msgs if isinstance(m, dict) and m.get("role") == "assistant")
+
+
+def mock_value(name, prop, tag):
+    if isinstance(prop, dict) and isinstance(prop.get("enum"), list) and prop["enum"]:
+        return prop["enum"][0]
+    kind = prop.get("type") if isinstance(prop, dict) else None
+    return {"number": 1, "integer": 1, "boolean": True, "array": [],
+            "object": {}}.get(kind, "Mock %s %s" % (name, tag))
+
+
+def required_args(schema):
+    req = schema.get("required") if isinstance(schema, dict) else None
+    return [r for r in req if isinstance(r, str) and r != "rationale"] \
+        if isinstance(req, list) else []
+
+
+def valid_args(schema, tag):
+    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    args = {r: mock_value(r, props.get(r), tag) for r in required_args(schema)}
+    args["rationale"] = "Mock: Schritt %s bringt die Mission voran." % tag
+    return args
+
+
+def tool_order(tools):
+    names = list(tools)
+    if "create_task" in names:
+        names.remove("create_task")
+        names.insert(0, "create_task")
+    return names
+
+
+def make_call(rnd, i, name, args):
+    text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+    return {"id": "call_%d_%d" % (rnd, i), "type": "function",
+            "function": {"name": name, "arguments": text}}
+
+
+def valid_calls(tools, rnd, count):
+    names = tool_order(tools)
+    return [make_call(rnd, i, names[i % len(names)],
+                      valid_args(tools[names[i % len(names)]], "r%d.%d" % (rnd, i + 1)))
+            for i in range(count)]
+
+
+def invalid_call(tools, rnd, i):
+    """A call missing its required arguments (bad JSON if no tool has any)."""
+    for name in tool_order(tools):
+        if required_args(tools[name]):
+            return make_call(rnd, i, name, {"rationale": "Mock: unvollständiger Aufruf."})
+    return make_call(rnd, i, tool_order(tools)[0], "{not json")
+
+
+def unknown_call(tools, rnd, i):
+    name = UNKNOWN_TOOL
+    while name in tools:
+        name += "_x"
+    return make_call(rnd, i, name, {"rationale": "Mock: dieses Werkzeug gibt es nicht."})
+
+
+def scenario_calls(tools, scenario, rnd):
+    """The calls of this round, or None: the model stops."""
+    kind, n = scenario
+    if kind == "tools-rounds":
+        return valid_calls(tools, rnd, 1) if rnd < max(n or 2, 1) else None
+    if kind == "tools-hang-round":
+        return valid_calls(tools, rnd, 1)       # the hanging round never gets here
+    if kind == "tools-invalid-then-fix":
+        return {1: [invalid_call(tools, 1, 0)], 2: valid_calls(tools, 2, 1)}.get(rnd)
+    if kind == "tools-multi":
+        return valid_calls(tools, 1, max(n or 3, 1)) if rnd == 1 else None
+    if kind == "tools-mixed":
+        return (valid_calls(tools, 1, 1) + [unknown_call(tools, 1, 1),
+                                            invalid_call(tools, 1, 2)]) if rnd == 1 else None
+    if kind == "tools-unknown":
+        return [unknown_call(tools, 1, 0)] if rnd == 1 else None
+    if kind == "tools-never-stop":
+        return valid_calls(tools, rnd, 1)
+    if kind == "tools-never-stop-invalid":
+        return [invalid_call(tools, rnd, 0)]
+    return None                                 # tools-none
+
+
+def tools_answer(body, tools, scenario, opts):
+    rnd = tool_round(body)
+    calls = scenario_calls(tools, scenario, rnd)
+    total = opts["total_tokens"]
+    if calls:
+        message = {"role": "assistant", "content": None, "tool_calls": calls}
+        finish = "tool_calls"
+    else:
+        content = opts["content"]
+        if content is None:
+            content = "Mock-Plan nach %d Runde(n): die Vorschläge liegen zur Prüfung bereit." % rnd
+        message = {"role": "assistant", "content": content}
+        finish = "stop"
+    return {"id": "chatcmpl-mock-r%d" % rnd, "object": "chat.completion",
+            "model": body.get("model"),
+            "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+            "usage": {"prompt_tokens": total - total // 3, "completion_tokens": total // 3,
+                      "total_tokens": total}}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -201,6 +358,7 @@ class Handler(BaseHTTPRequestHandler):
         mode, n = opts["mode"], opts["fail_n"]
         latency = opts["latency_ms"]
         per_request = False
+        scenario = ("tools-rounds", 2)
         for m in MARKER.finditer(user):
             if m.group(1) == "latency" and m.group(2):
                 latency = int(m.group(2))
@@ -208,18 +366,43 @@ class Handler(BaseHTTPRequestHandler):
                 mode, per_request = m.group(1), True
                 if m.group(2):
                     n = int(m.group(2))
+            elif m.group(1) in TOOL_SCENARIOS:
+                scenario = (m.group(1), int(m.group(2)) if m.group(2) else None)
+        model_failure = self.model_failure(body)
+        if model_failure:
+            mode, per_request = model_failure, True
 
         effective = self.resolve_n_then_ok(mode, n, user, per_request)
         if effective == "fail":
             effective = "429" if mode == "429-n-then-ok" else "fail"
+        tools = offered_tools(body)
+        extra = None
+        if tools and effective == "ok":
+            extra = {"scenario": scenario[0], "round": tool_round(body)}
+            if scenario[0] == "tools-hang-round" and extra["round"] >= (scenario[1] or 2):
+                effective = "hang"
         status = {"ok": 200, "no-plan": 200, "garbage": 200, "malformed": 200,
                   "huge": 200, "error500": 500, "429": 429, "redirect": 302,
                   "fail": opts["fail_status"]}.get(effective, 0)
-        self.record(raw, body, mode, status)
+        self.record(raw, body, mode, status, extra)
 
         if latency > 0:
             st.stop.wait(latency / 1000.0)
-        self.answer(effective, opts)
+        if tools and effective == "ok":
+            self.send_json(200, tools_answer(body, tools, scenario, opts))
+        else:
+            self.answer(effective, opts)
+
+    @staticmethod
+    def model_failure(body):
+        """The failure mode a model name asks for ("...fail500..."), or None."""
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, str):
+            return None
+        for needle, mode in MODEL_FAILURES:
+            if needle in model:
+                return mode
+        return None
 
     def resolve_n_then_ok(self, mode, n, user, per_request):
         """Map fail-n-then-ok / 429-n-then-ok to 'fail' or 'ok' for this request."""
@@ -236,7 +419,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.global_failures += 1
         return "fail" if used < n else "ok"
 
-    def record(self, raw, body, mode, status):
+    def record(self, raw, body, mode, status, extra=None):
         st = self.server.state
         with st.lock:
             st.stats["requests"] += 1
@@ -244,14 +427,17 @@ class Handler(BaseHTTPRequestHandler):
             k = str(status)
             st.stats["by_status"][k] = st.stats["by_status"].get(k, 0) + 1
             if len(st.requests) < MAX_RECORDED:
-                st.requests.append({
+                entry = {
                     "path": self.path,
                     "headers": {k: v for k, v in self.headers.items()},
                     "body": body if body is not None else raw[:4096].decode("utf-8", "replace"),
                     "mode": mode,
                     "status": status,
                     "at": time.time(),
-                })
+                }
+                if extra:
+                    entry.update(extra)     # tools protocol: scenario, round
+                st.requests.append(entry)
 
     def answer(self, mode, opts):
         if mode == "hang":
