@@ -4,6 +4,7 @@
 #   make test                every test, in throwaway clusters (see tests/run.sh)
 #   make demo                the whole loop against a bundled mock LLM
 #   make installcheck        pg_regress against an already running server
+#   make dist                the PGXN zip of HEAD (git archive), mana_ai-VERSION.zip
 
 EXTENSION   = mana_ai
 EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" mana_ai.control)
@@ -47,7 +48,7 @@ $(MANA_INSTALL_SQL): $(INSTALL_PARTS) mana_ai.control
 	    '\echo Use "CREATE EXTENSION mana_ai" to load this file. \quit'; \
 	  for f in $(INSTALL_PARTS); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@
 
-.PHONY: test demo deps unit
+.PHONY: test demo deps unit dist
 
 deps:
 	bash tests/deps.sh
@@ -60,3 +61,9 @@ demo:
 
 unit:
 	$(MAKE) -C tests/unit
+
+# The PGXN release zip, as pgvector makes it: what HEAD holds (committed
+# files only, so never a build product), under mana_ai-VERSION/.
+DISTFILE ?= $(EXTENSION)-$(EXTVERSION).zip
+dist:
+	git archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION)/ -o $(DISTFILE) HEAD

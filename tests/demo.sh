@@ -3,7 +3,10 @@
 # Installs what is missing, builds and installs mana_ai, starts a cluster
 # with the worker preloaded (ticking every 2 s as an ordinary role), loads
 # the realistic fixture plus a world of due missions, starts the bundled
-# mock LLM on loopback, lets the worker tick, and prints what it wrote.
+# mock LLM on loopback, lets the worker tick, and prints what it wrote;
+# then the grant path (tests/lib/demo_grant.sh: a key pair made at demo
+# time, a mission with a grant, the decrypted prompt, the audit rows, a
+# scope violation) and the Prometheus text.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
@@ -25,7 +28,10 @@ psql -X -q -v ON_ERROR_STOP=1 -d mana_sync -f tests/fixtures/demo_data.sql >/dev
 psql -X -q -v ON_ERROR_STOP=1 -d mana_sync -c "CREATE EXTENSION mana_ai"
 psql -X -q -v ON_ERROR_STOP=1 -d mana_sync -v runner=mana_runner -f tests/fixtures/runner_role.sql
 start_mock_llm --latency 200
+DEMO_KEYS=$(mktemp -d)
+trap "kill $MOCK_PID 2>/dev/null; rm -rf $DEMO_KEYS" EXIT
 set_guc mana_ai.llm_url "$MOCK_URL"
+bash tests/lib/demo_grant.sh setup "$DEMO_KEYS"
 psql -X -q -v ON_ERROR_STOP=1 -d mana_sync -f tests/fixtures/tick_world.sql >/dev/null
 psql -X -d mana_sync -c "SELECT app_id, table_name, count(*) FROM sync_changes GROUP BY 1, 2 ORDER BY 1, 2"
 echo "== waiting for the worker to plan"
@@ -47,4 +53,7 @@ echo "== mana_ai.agents"
 psql -X -d mana_sync -c "SELECT user_id, agent_id, name, state, max_concurrent_missions, max_tokens_per_day, deleted FROM mana_ai.agents WHERE user_id NOT LIKE '"'"'u0%'"'"' ORDER BY 1, 2"
 echo "== mana_ai.metrics"
 psql -X -d mana_sync -c "SELECT name, labels, value FROM mana_ai.metrics WHERE value > 0 AND name NOT LIKE '"'"'%_bucket'"'"' ORDER BY name, labels::text"
+bash tests/lib/demo_grant.sh show "$DEMO_KEYS" "$MOCK_URL"
+echo "== SELECT mana_ai.metrics_prometheus() (what docs/monitoring/queries.yaml exports through postgres_exporter)"
+psql -X -qAt -d mana_sync -c "SELECT mana_ai.metrics_prometheus()"
 '
