@@ -19,12 +19,19 @@ OBJS        = $(SRCS:.c=.o)
 # concern (sql/install/NN_*.sql), as pgvector copies its base script to the
 # versioned name.  Released install scripts (sql/mana_ai--X.Y.Z.sql) and
 # upgrade scripts (sql/mana_ai--A--B.sql) are committed and never change.
-MANA_INSTALL_SQL = sql/$(EXTENSION)--$(EXTVERSION).sql
+MANA_INSTALL_SQL = sql/mana_ai--$(EXTVERSION).sql
 INSTALL_PARTS  = $(sort $(wildcard sql/install/*.sql))
 DATA_built  = $(MANA_INSTALL_SQL)
-DATA        = $(filter-out $(MANA_INSTALL_SQL),$(wildcard sql/$(EXTENSION)--*.sql))
-REGRESS     = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
+DATA        = $(filter-out $(MANA_INSTALL_SQL),$(wildcard sql/mana_ai--*.sql))
+REGRESS     = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/mana_ai--%,$(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=.
+
+# mana_ai_proxy: a second, pure SQL extension for the proxy database of a
+# mana_sync sharded with PL/Proxy (docs/scale-out.md).  Its control file
+# sits beside mana_ai.control because PGXS installs EXTENSION's control
+# files from the top directory.
+EXTENSION  += mana_ai_proxy
+DATA       += $(wildcard proxy/mana_ai_proxy--*.sql)
 
 JSONC_CFLAGS := $(shell pkg-config --cflags json-c 2>/dev/null)
 # Development builds fail on any warning; packagers may pass WERROR=.

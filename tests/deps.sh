@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(make gcc clang pkg-config python3 postgresql-15 postgresql-common
       postgresql-server-dev-15 libcurl4-openssl-dev libssl-dev libjson-c-dev
       postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-      prometheus-postgres-exporter prometheus curl jq unzip)
+      prometheus-postgres-exporter prometheus curl jq unzip
+      postgresql-15-plproxy)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

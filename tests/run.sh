@@ -9,6 +9,8 @@
 #   5. each tests/integration/*.sh in its own cluster without preload
 #   6. each tests/worker/*.sh in its own cluster with
 #      shared_preload_libraries=mana_ai (options from a "# cluster:" line)
+#   7. each tests/scale/*.sh in its own cluster without preload; a scale
+#      test starts the further clusters it needs itself (and stops them)
 #
 # Prints the output of whatever failed, then one line "N passed, M failed";
 # exits non-zero on any failure.  ONLY=pattern runs the matching tests.
@@ -99,5 +101,8 @@ run_shell_tests tests/integration ""
 
 echo "== worker tests (one cluster each, shared_preload_libraries=mana_ai)"
 run_shell_tests tests/worker "--preload"
+
+echo "== scale tests (a cluster each, plus the clusters the test starts)"
+run_shell_tests tests/scale ""
 
 summary
