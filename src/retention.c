@@ -13,7 +13,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "mana_ai.h"
+#include "audit_guard.h"
 #include "retention.h"
 
 /* Delete what is older than each retention; caller provides the transaction. */
