@@ -12,4 +12,7 @@ extern void mana_ai_worker_register(void);
 /* shmem.c: request and attach shared state when preloaded */
 extern void mana_ai_shmem_init(void);
 
+/* drop_database.c: a DROP DATABASE of the worker's database makes it leave */
+extern void mana_ai_drop_database_hook_install(void);
+
 #endif
