@@ -24,20 +24,15 @@ PG_FUNCTION_INFO_V1(mana_ai_build_prompt);
 Datum
 mana_ai_build_prompt(PG_FUNCTION_ARGS)
 {
-	char	   *user_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *mission_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Jsonb	   *mission;
+	char	   *user_id;
+	char	   *mission_id;
+	Jsonb	   *mission = mana_ai_load_mission_args(fcinfo, &user_id, &mission_id);
 	Jsonb	   *agent = NULL;
 	char	   *agent_id;
 	List	   *inputs;
 	PlannerPrompt prompt;
 	StringInfoData buf;
 
-	if (user_id[0] == '\0')
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("user_id must not be empty"),
-						errhint("Pass the id of the user who owns the mission.")));
-	mission = mana_ai_load_mission(user_id, mission_id);
 	if (mission == NULL)
 		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
 						errmsg("mission \"%s\" of user \"%s\" has no snapshot", mission_id, user_id),

@@ -328,15 +328,10 @@ PG_FUNCTION_INFO_V1(mana_ai_resolve_inputs_sql);
 Datum
 mana_ai_resolve_inputs_sql(PG_FUNCTION_ARGS)
 {
-	char	   *user_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *mission_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Jsonb	   *mission;
+	char	   *user_id;
+	char	   *mission_id;
+	Jsonb	   *mission = mana_ai_load_mission_args(fcinfo, &user_id, &mission_id);
 
-	if (user_id[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("user_id must not be empty")));
-	mission = mana_ai_load_mission(user_id, mission_id);
 	if (mission == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_JSONB_P(inputs_to_jsonb(mana_ai_resolve_mission_inputs(user_id, mission_id,

@@ -13,6 +13,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -62,4 +63,21 @@ mana_ai_load_agent(const char *user_id, const char *agent_id)
 	return load_record("SELECT record FROM mana_ai.agent_snapshots"
 					   " WHERE user_id = $1 AND agent_id = $2",
 					   user_id, agent_id);
+}
+
+/*
+ * The mission named by a SQL function's first two arguments (user_id
+ * text, mission_id text), or NULL; ERROR for an empty user id.
+ */
+Jsonb *
+mana_ai_load_mission_args(FunctionCallInfo fcinfo, char **user_id, char **mission_id)
+{
+	*user_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	*mission_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if ((*user_id)[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("user_id must not be empty"),
+				 errhint("Pass the id of the user who owns the mission.")));
+	return mana_ai_load_mission(*user_id, *mission_id);
 }

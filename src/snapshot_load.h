@@ -6,6 +6,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "utils/jsonb.h"
 
 /*
@@ -15,5 +16,13 @@
  */
 extern Jsonb *mana_ai_load_mission(const char *user_id, const char *mission_id);
 extern Jsonb *mana_ai_load_agent(const char *user_id, const char *agent_id);
+
+/*
+ * The mission named by a SQL function's first two arguments (user_id
+ * text, mission_id text), both returned as C strings; ERROR for an empty
+ * user id.
+ */
+extern Jsonb *mana_ai_load_mission_args(FunctionCallInfo fcinfo, char **user_id,
+										char **mission_id);
 
 #endif

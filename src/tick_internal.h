@@ -64,6 +64,8 @@ extern void tick_unit_commit(Tick *t);
 extern bool tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job,
 							  char **error);
 extern void tick_fail_worker_run(Tick *t) pg_attribute_noreturn();
+extern void tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
+					  int expected, const char *what);
 
 /* tick_runs.c: the tick's row in mana_ai.tick_runs and its result */
 extern void tick_runs_insert(Tick *t, const char *status);

@@ -58,15 +58,11 @@ tick_runs_finish(Tick *t, const char *status)
 	values[4] = Int32GetDatum(t->written);
 	values[5] = Int32GetDatum(t->parse_failures);
 	values[6] = JsonbPGetDatum(result);
-	SPI_connect();
-	if (SPI_execute_with_args("UPDATE mana_ai.tick_runs SET status = $2, finished_at = clock_timestamp(),"
-							  " due_missions = $3, plans_produced = $4, plans_written_back = $5,"
-							  " parse_failures = $6, errors = $7 -> 'errors', result = $7"
-							  " WHERE id = $1",
-							  7, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "mana_ai: could not close the tick run");
-	SPI_finish();
-	MemoryContextSwitchTo(t->cxt);
+	tick_exec(t, "UPDATE mana_ai.tick_runs SET status = $2, finished_at = clock_timestamp(),"
+			  " due_missions = $3, plans_produced = $4, plans_written_back = $5,"
+			  " parse_failures = $6, errors = $7 -> 'errors', result = $7"
+			  " WHERE id = $1",
+			  7, types, values, SPI_OK_UPDATE, "close the tick run");
 }
 
 /* Close a run still "running" as failed with message (inside a transaction). */

@@ -152,18 +152,14 @@ save_failure(Tick *t, Job *job)
 	values[3] = Int32GetDatum(attempts);
 	values[4] = Float8GetDatum(backoff);
 	values[5] = CStringGetTextDatum(job->fail_message ? job->fail_message : job->fail_phase);
-	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO mana_ai.mission_attempts"
-							  "       (user_id, mission_id, slot, attempts, next_attempt_at, last_error)"
-							  " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6)"
-							  " ON CONFLICT (user_id, mission_id) DO UPDATE"
-							  "   SET slot = EXCLUDED.slot, attempts = EXCLUDED.attempts,"
-							  "       next_attempt_at = EXCLUDED.next_attempt_at,"
-							  "       last_error = EXCLUDED.last_error, updated_at = now()",
-							  6, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "mana_ai: could not record the failed attempt");
-	SPI_finish();
-	MemoryContextSwitchTo(t->cxt);
+	tick_exec(t, "INSERT INTO mana_ai.mission_attempts"
+			  "       (user_id, mission_id, slot, attempts, next_attempt_at, last_error)"
+			  " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6)"
+			  " ON CONFLICT (user_id, mission_id) DO UPDATE"
+			  "   SET slot = EXCLUDED.slot, attempts = EXCLUDED.attempts,"
+			  "       next_attempt_at = EXCLUDED.next_attempt_at,"
+			  "       last_error = EXCLUDED.last_error, updated_at = now()",
+			  6, types, values, SPI_OK_INSERT, "record the failed attempt");
 }
 
 /*

@@ -14,6 +14,7 @@
 
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "utils/builtins.h"
 #include "storage/lock.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -184,4 +185,19 @@ tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
 	PG_END_TRY();
 	MemoryContextSwitchTo(t->cxt);
 	return ok;
+}
+
+/*
+ * One statement of the tick's own bookkeeping, in its own SPI
+ * connection; ERROR (saying what failed) unless SPI answers expected.
+ */
+void
+tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
+		  int expected, const char *what)
+{
+	SPI_connect();
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) != expected)
+		elog(ERROR, "mana_ai: could not %s", what);
+	SPI_finish();
+	MemoryContextSwitchTo(t->cxt);
 }
