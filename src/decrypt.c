@@ -11,9 +11,7 @@
 
 #include <openssl/crypto.h>
 
-#include "catalog/pg_type.h"
 #include "common/jsonapi.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"

@@ -13,7 +13,6 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/timestamp.h"
 
 #include "instants.h"

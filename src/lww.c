@@ -14,7 +14,6 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"

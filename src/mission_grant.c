@@ -12,7 +12,6 @@
 
 #include <openssl/crypto.h>
 
-#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"

@@ -11,7 +11,6 @@
 #include "postgres.h"
 
 #include "fmgr.h"
-#include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 

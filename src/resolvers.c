@@ -15,10 +15,8 @@
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
-#include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
-#include "utils/numeric.h"
 
 #include "decrypt.h"
 #include "jsonb_members.h"

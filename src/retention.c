@@ -8,9 +8,7 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "utils/timestamp.h"
 
 #include "guc.h"
 #include "audit_guard.h"

@@ -156,7 +156,7 @@ refresh_record(Batch *b, RecordGroup *g, TimestampTz horizon,
 	}
 }
 
-
+/* Fold order: kind, record_id bytewise (COLLATE "C"), created_at, id. */
 static int
 rowref_cmp(const void *a, const void *b)
 {
@@ -173,7 +173,6 @@ rowref_cmp(const void *a, const void *b)
 		return x->created_at < y->created_at ? -1 : 1;
 	return memcmp(DatumGetUUIDP(x->id), DatumGetUUIDP(y->id), UUID_LEN);
 }
-
 
 /*
  * Read one user's new rows under that user's scope, put them in fold

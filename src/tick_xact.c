@@ -14,9 +14,7 @@
 
 #include "access/xact.h"
 #include "executor/spi.h"
-#include "utils/builtins.h"
 #include "storage/lock.h"
-#include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
