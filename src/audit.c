@@ -16,7 +16,7 @@
 #include "utils/builtins.h"
 #include "utils/resowner.h"
 
-#include "crypto.h"
+#include "audit.h"
 #include "replay.h"
 
 #define AUDIT_INSERT \

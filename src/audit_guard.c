@@ -10,7 +10,7 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 
-#include "mana_ai.h"
+#include "audit_guard.h"
 
 static bool retention_in_progress = false;
 

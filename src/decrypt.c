@@ -11,19 +11,20 @@
 
 #include <openssl/crypto.h>
 
-#include "catalog/pg_type.h"
 #include "common/jsonapi.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
+#include "audit.h"
 #include "core/enc1.h"
-#include "crypto.h"
+#include "decrypt.h"
+#include "jsonb_members.h"
 #include "metrics.h"
+#include "mission_grant.h"
 #include "replay.h"
-#include "resolvers.h"
+#include "snapshot_load.h"
 
 #define REASON_SCOPE		"record-not-in-grant-allowlist"
 #define REASON_NOT_FOUND	"record-not-found"
@@ -53,37 +54,6 @@ mana_ai_encrypted_module_app(const char *module)
 		if (strcmp(module, encrypted_modules[i].module) == 0)
 			return encrypted_modules[i].app_id;
 	return NULL;
-}
-
-Jsonb *
-mana_ai_load_mission(const char *user_id, const char *mission_id)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(user_id), CStringGetTextDatum(mission_id)};
-	Jsonb	   *record = NULL;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT record FROM mana_ai.mission_snapshots "
-							  "WHERE user_id = $1 AND mission_id = $2",
-							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "mission snapshot lookup failed");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-		{
-			MemoryContext spi = MemoryContextSwitchTo(caller);
-
-			record = DatumGetJsonbPCopy(d);
-			MemoryContextSwitchTo(spi);
-		}
-	}
-	SPI_finish();
-	return record;
 }
 
 /* JSON text -> jsonb, or NULL when it is not valid JSON in this database. */
@@ -166,16 +136,6 @@ decrypt_fields(Jsonb *record, const unsigned char *mdk, const char **reason)
 	return JsonbValueToJsonb(res);
 }
 
-static bool
-has_deleted_at(Jsonb *record)
-{
-	JsonbValue	v;
-
-	return JB_ROOT_IS_OBJECT(record) &&
-		getKeyJsonValueFromContainer(&record->root, "deletedAt", 9, &v) != NULL &&
-		v.type != jbvNull;
-}
-
 Jsonb *
 mana_ai_decrypt_record(const DecryptScope *scope, const char *app_id,
 					   const char *table_name, const char *record_id)
@@ -194,7 +154,7 @@ mana_ai_decrypt_record(const DecryptScope *scope, const char *app_id,
 	record = mana_ai_replay_record(scope->user_id, app_id, table_name, record_id);
 	if (record == NULL || !JB_ROOT_IS_OBJECT(record))
 		reason = REASON_NOT_FOUND;
-	else if (has_deleted_at(record))
+	else if (jb_has_member(record, "deletedAt"))
 		reason = REASON_DELETED;
 	plain = reason ? NULL : decrypt_fields(record, scope->mdk, &reason);
 	if (plain == NULL)
@@ -228,17 +188,14 @@ decrypt_input_with_grant(DecryptScope *scope, MissionGrant *grant, Jsonb *missio
 						 unsigned char *mdk, const char *app_id,
 						 const char *table_name, const char *record_id)
 {
-	JsonbValue	gv;
-	Jsonb	   *grant_jsonb;
 	const char *outcome;
 
 	/* The allowlist comes first: an out-of-scope record never sees the key. */
 	if (!grant_allows(grant, table_name, record_id))
 		return mana_ai_decrypt_record(scope, app_id, table_name, record_id);
 
-	getKeyJsonValueFromContainer(&mission->root, "grant", 5, &gv);
-	grant_jsonb = JsonbValueToJsonb(&gv);
-	outcome = mana_ai_unwrap_grant(grant_jsonb, scope->mission_id, mdk);
+	/* mana_ai_mission_grant parsed it, so the member is an object */
+	outcome = mana_ai_unwrap_grant(jb_member_object(mission, "grant"), scope->mission_id, mdk);
 	if (strcmp(outcome, "ok") != 0)
 	{
 		mana_ai_audit_write(scope->user_id, scope->mission_id, NULL, table_name,

@@ -18,8 +18,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
-#include "crypto.h"
 #include "guc.h"
+#include "keyfile.h"
 
 /* A PEM RSA key is a few kB; anything far larger is not our file. */
 #define KEYFILE_MAX_BYTES (64 * 1024)

@@ -14,12 +14,12 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "core/iso8601.h"
+#include "instants.h"
 #include "lww.h"
 
 /* One field of the record being merged: a value, a stamp, or both. */
@@ -40,9 +40,6 @@ typedef enum MergeMode
 	MERGE_LWW,					/* take value+stamp if not older */
 	MERGE_SET_STAMP				/* the starting row's stamps: set as given */
 } MergeMode;
-
-static const int64 unix_epoch_offset_usec =
-	(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
 
 /* jsonb's own key order: shorter first, then bytewise. */
 static int
@@ -92,17 +89,14 @@ make_string_value(JsonbValue *dst, const char *s, int len)
 static void
 stamp_text_from_timestamp(JsonbValue *dst, TimestampTz ts)
 {
-	struct pg_tm tm;
-	fsec_t		fsec;
-	char		buf[64];
-	int			len;
+	char	   *text = mana_ai_iso_utc(ts, 6);
 
-	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+	/* lww_row_is_wellformed refused rows with an infinite created_at */
+	if (text == NULL)
 		elog(ERROR, "timestamp out of range");
-	len = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-				   tm.tm_year, tm.tm_mon, tm.tm_mday,
-				   tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
-	make_string_value(dst, buf, len);
+	dst->type = jbvString;
+	dst->val.string.val = text;
+	dst->val.string.len = strlen(text);
 }
 
 /*
@@ -125,7 +119,7 @@ resolve_stamp(LwwState *state, JsonbValue *given, TimestampTz created_at,
 	}
 	if (given != NULL)
 		state->bad_stamps++;
-	out->stamp = created_at + unix_epoch_offset_usec;
+	out->stamp = mana_ai_unix_usec(created_at);
 	stamp_text_from_timestamp(&out->stamp_text, created_at);
 }
 
@@ -577,5 +571,5 @@ mana_ai_iso_timestamp(PG_FUNCTION_ARGS)
 
 	if (!iso8601_parse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &usec))
 		PG_RETURN_NULL();
-	PG_RETURN_TIMESTAMPTZ((TimestampTz) (usec - unix_epoch_offset_usec));
+	PG_RETURN_TIMESTAMPTZ(mana_ai_from_unix_usec(usec));
 }

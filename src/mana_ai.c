@@ -3,7 +3,8 @@
  *
  * _PG_init defines the parameters (so the SQL surface works in any
  * backend) and, only when loaded through shared_preload_libraries,
- * requests shared memory and registers the background worker.  It must
+ * requests shared memory, registers the background worker and installs
+ * the hook that lets a DROP DATABASE send the worker away.  It must
  * never do work of its own.
  */
 #include "postgres.h"
@@ -28,4 +29,5 @@ _PG_init(void)
 
 	mana_ai_shmem_init();
 	mana_ai_worker_register();
+	mana_ai_drop_database_hook_install();
 }

@@ -12,7 +12,7 @@ extern void mana_ai_worker_register(void);
 /* shmem.c: request and attach shared state when preloaded */
 extern void mana_ai_shmem_init(void);
 
-/* audit_guard.c: lift the append-only guard for the retention path only */
-extern void mana_ai_audit_guard_lift(bool lifted);
+/* drop_database.c: a DROP DATABASE of the worker's database makes it leave */
+extern void mana_ai_drop_database_hook_install(void);
 
 #endif

@@ -89,7 +89,7 @@ mana_ai_metrics_shmem_size(void)
 }
 
 void
-mana_ai_metrics_shmem_attach(bool init)
+mana_ai_metrics_shmem_attach(void)
 {
 	bool		found;
 

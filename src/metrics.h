@@ -39,7 +39,7 @@ typedef enum ManaAiHistogram
 } ManaAiHistogram;
 
 extern Size mana_ai_metrics_shmem_size(void);
-extern void mana_ai_metrics_shmem_attach(bool init);
+extern void mana_ai_metrics_shmem_attach(void);
 
 extern void mana_ai_metric_inc(ManaAiCounter counter, uint64 n);
 extern void mana_ai_metric_inc_labeled(ManaAiLabeledCounter family,

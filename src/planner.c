@@ -99,7 +99,6 @@ load_catalog(int *n_tools)
 	MemoryContext spi;
 	CatalogTool *tools;
 	int			ret;
-	static SPIPlanPtr plan = NULL;
 
 	if (tick_catalog != NULL)
 	{
@@ -108,10 +107,9 @@ load_catalog(int *n_tools)
 	}
 
 	SPI_connect();
-	ret = SPI_execute_plan(mana_ai_kept_plan(&plan,
-											 "SELECT name, module, description, parameters::text "
+	ret = SPI_execute_plan(mana_ai_kept_plan("SELECT name, module, description, parameters::text "
 											 "FROM mana_ai.tools ORDER BY name COLLATE \"C\"",
-											 0, NULL),
+											 0, NULL, 0),
 						   NULL, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute on mana_ai.tools failed: %s",

@@ -53,7 +53,6 @@ static const char *replay_sql =
 	"  FROM public.sync_changes"
 	" WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND record_id = $4"
 	" ORDER BY created_at, id";
-static SPIPlanPtr replay_plan = NULL;
 
 Jsonb *
 mana_ai_replay_record(const char *user_id, const char *app_id,
@@ -79,7 +78,7 @@ mana_ai_replay_record(const char *user_id, const char *app_id,
 	state = lww_state_create(fold_cxt, record_id);
 
 	SPI_connect();
-	if (SPI_execute_plan(mana_ai_kept_plan(&replay_plan, replay_sql, 4, argtypes),
+	if (SPI_execute_plan(mana_ai_kept_plan(replay_sql, 4, argtypes, 0),
 						 args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the history of record %s", record_id);
 	for (uint64 i = 0; i < SPI_processed; i++)

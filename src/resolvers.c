@@ -11,21 +11,20 @@
  */
 #include "postgres.h"
 
-#include <openssl/crypto.h>
-
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
-#include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
-#include "utils/numeric.h"
 
-#include "core/enc1.h"
-#include "crypto.h"
+#include "decrypt.h"
+#include "jsonb_members.h"
+#include "metrics.h"
+#include "mission_grant.h"
 #include "replay.h"
 #include "resolvers.h"
+#include "snapshot_load.h"
 
 typedef struct ResolverSpec
 {
@@ -51,43 +50,13 @@ static const ResolverSpec resolvers[] = {
 	{"kontext", "Mana-Kontext", 1500, true, content_field},
 };
 
-/* Text of a JSON value (strings unquoted); NULL for missing, null or "". */
-static char *
-value_text(JsonbValue *v)
-{
-	char	   *s;
-
-	if (v == NULL || v->type == jbvNull)
-		return NULL;
-	switch (v->type)
-	{
-		case jbvString:
-			s = pnstrdup(v->val.string.val, v->val.string.len);
-			break;
-		case jbvNumeric:
-			s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-			break;
-		case jbvBool:
-			s = pstrdup(v->val.boolean ? "true" : "false");
-			break;
-		case jbvBinary:
-			s = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
-			break;
-		default:
-			return NULL;
-	}
-	return s[0] == '\0' ? NULL : s;
-}
-
 /* Field of an object container as text; NULL for missing, null or "". */
 static char *
 field_in(JsonbContainer *c, const char *key)
 {
-	JsonbValue	v;
+	char	   *s = jb_field_text(c, key);
 
-	if (c == NULL || !JsonContainerIsObject(c))
-		return NULL;
-	return value_text(getKeyJsonValueFromContainer(c, key, strlen(key), &v));
+	return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
 static char *
@@ -314,41 +283,55 @@ inputs_to_jsonb(List *inputs)
 		appendStringInfoChar(&buf, '}');
 	}
 	appendStringInfoChar(&buf, ']');
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	return jb_from_cstring(buf.data);
+}
+
+/*
+ * The mission's grant unwrapped (when it has one) and its inputs resolved
+ * with the MDK, which lives on this frame only and is wiped however the
+ * frame is left.
+ */
+List *
+mana_ai_resolve_mission_inputs(const char *user_id, const char *mission_id,
+							   Jsonb *mission, const char *iteration_id,
+							   bool count_grant_skips)
+{
+	unsigned char mdk[32];
+	Jsonb	   *grant = jb_member_object(mission, "grant");
+	volatile bool have_mdk = false;
+	List	   *volatile inputs = NIL;
+
+	PG_TRY();
+	{
+		if (grant != NULL)
+		{
+			const char *outcome = mana_ai_unwrap_grant(grant, mission_id, mdk);
+
+			have_mdk = strcmp(outcome, "ok") == 0;
+			if (!have_mdk && count_grant_skips)
+				mana_ai_metric_inc_labeled(ML_GRANT_SKIPS, outcome, 1);
+		}
+		inputs = mana_ai_resolve_inputs(user_id, mission_id, mission,
+										have_mdk ? mdk : NULL, iteration_id);
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(mdk, sizeof(mdk));
+	}
+	PG_END_TRY();
+	return inputs;
 }
 
 PG_FUNCTION_INFO_V1(mana_ai_resolve_inputs_sql);
 Datum
 mana_ai_resolve_inputs_sql(PG_FUNCTION_ARGS)
 {
-	char	   *user_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *mission_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Jsonb	   *mission;
-	JsonbValue	gv;
-	unsigned char mdk[32];
-	volatile bool have_mdk = false;
-	List	   *inputs = NIL;
+	char	   *user_id;
+	char	   *mission_id;
+	Jsonb	   *mission = mana_ai_load_mission_args(fcinfo, &user_id, &mission_id);
 
-	if (user_id[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("user_id must not be empty")));
-	mission = mana_ai_load_mission(user_id, mission_id);
 	if (mission == NULL)
 		PG_RETURN_NULL();
-	PG_TRY();
-	{
-		if (JB_ROOT_IS_OBJECT(mission) &&
-			getKeyJsonValueFromContainer(&mission->root, "grant", 5, &gv) != NULL &&
-			gv.type != jbvNull)
-			have_mdk = strcmp(mana_ai_unwrap_grant(JsonbValueToJsonb(&gv), mission_id, mdk), "ok") == 0;
-		inputs = mana_ai_resolve_inputs(user_id, mission_id, mission,
-										have_mdk ? mdk : NULL, NULL);
-	}
-	PG_FINALLY();
-	{
-		OPENSSL_cleanse(mdk, sizeof(mdk));
-	}
-	PG_END_TRY();
-	PG_RETURN_JSONB_P(inputs_to_jsonb(inputs));
+	PG_RETURN_JSONB_P(inputs_to_jsonb(mana_ai_resolve_mission_inputs(user_id, mission_id,
+																	  mission, NULL, false)));
 }

@@ -1,7 +1,8 @@
 /*
- * resolvers.h: the grant unwrap and the input resolvers (SPEC 5.1, 6),
- * the C API the tick calls.  Both may run inside the tick's transaction
- * and do their own SPI_connect/SPI_finish.
+ * resolvers.h: the input resolvers (SPEC 6), with or without the
+ * mission's grant (SPEC 5.1), the C API the tick and the SQL functions
+ * call.  They may run inside the tick's transaction and do their own
+ * SPI_connect/SPI_finish.
  */
 #ifndef MANA_AI_RESOLVERS_H
 #define MANA_AI_RESOLVERS_H
@@ -12,15 +13,6 @@
 #include "utils/jsonb.h"
 
 #include "inputs.h"
-
-/*
- * SPEC 5.1 outcome string ("ok", "not-configured", "expired", "malformed",
- * "wrap-rejected"); fills mdk only on "ok"; the caller wipes it.  grant is
- * the mission's "grant" member (NULL counts as malformed).  Never throws
- * for a bad grant; counts nothing (the tick counts grant skips).
- */
-extern const char *mana_ai_unwrap_grant(Jsonb *grant, const char *mission_id,
-										 unsigned char mdk[32]);
 
 /*
  * Resolve the mission's inputs (SPEC 6) -> List of ResolvedInput*, in the
@@ -34,5 +26,16 @@ extern const char *mana_ai_unwrap_grant(Jsonb *grant, const char *mission_id,
 extern List *mana_ai_resolve_inputs(const char *user_id, const char *mission_id,
 									Jsonb *mission, const unsigned char *mdk,
 									const char *iteration_id);
+
+/*
+ * The one way from a mission to its inputs: unwrap the mission's grant
+ * (its "grant" object member, if any; the MDK never leaves this call),
+ * then resolve as above.  A grant that does not unwrap is no error: the
+ * inputs are resolved without it, and with count_grant_skips (the tick)
+ * its outcome is counted in ML_GRANT_SKIPS.
+ */
+extern List *mana_ai_resolve_mission_inputs(const char *user_id, const char *mission_id,
+											Jsonb *mission, const char *iteration_id,
+											bool count_grant_skips);
 
 #endif

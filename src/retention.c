@@ -8,12 +8,10 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "utils/timestamp.h"
 
 #include "guc.h"
-#include "mana_ai.h"
+#include "audit_guard.h"
 #include "retention.h"
 
 /* Delete what is older than each retention; caller provides the transaction. */

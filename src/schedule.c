@@ -37,10 +37,6 @@
 PG_FUNCTION_INFO_V1(mana_ai_next_run_at_sql);
 PG_FUNCTION_INFO_V1(mana_ai_next_run_at_in_sql);
 
-/* Microseconds between the Unix epoch and PostgreSQL's 2000-01-01. */
-#define UNIX_TO_PG_USECS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
-
 /* Enough candidate slots to cross any fold; each step is one cron_next. */
 #define MAX_SLOT_ATTEMPTS 10000
 
@@ -53,8 +49,8 @@ static TimestampTz add_interval(Jsonb *cadence, TimestampTz from);
 static void cadence_to_cron(Jsonb *cadence, const char *kind, CronExpr *expr,
 							char **expr_text);
 static TimestampTz next_local_slot(const CronExpr *expr, const char *expr_text,
-								   TimestampTz from, const pg_tz *tz);
-static int	wall_to_instants(const CronTime *wall, const pg_tz *tz, pg_time_t out[2]);
+								   TimestampTz from, pg_tz *tz);
+static int	wall_to_instants(const CronTime *wall, pg_tz *tz, pg_time_t out[2]);
 static void local_fields(pg_time_t t, const pg_tz *tz, CronTime *wall, long *gmtoff);
 static pg_time_t floor_seconds(TimestampTz ts);
 
@@ -203,16 +199,14 @@ cadence_to_cron(Jsonb *cadence, const char *kind, CronExpr *expr, char **expr_te
 	*expr_text = text;
 }
 
-/* Seconds since the Unix epoch, rounded down (also before 1970). */
+/* Seconds since the Unix epoch, rounded down (also before 2000). */
 static pg_time_t
 floor_seconds(TimestampTz ts)
 {
-	int64		usecs = ts + UNIX_TO_PG_USECS;
-	int64		secs = usecs / USECS_PER_SEC;
+	int64		frac = ts % USECS_PER_SEC;
 
-	if (usecs % USECS_PER_SEC < 0)
-		secs--;
-	return (pg_time_t) secs;
+	/* timestamptz_to_time_t truncates toward 2000-01-01: floor first */
+	return timestamptz_to_time_t(frac < 0 ? ts - frac - USECS_PER_SEC : ts - frac);
 }
 
 /* Local wall minute of instant t in tz, and the UTC offset in force. */
@@ -240,9 +234,9 @@ local_fields(pg_time_t t, const pg_tz *tz, CronTime *wall, long *gmtoff)
  * the naive reading: real zones never change offset twice within a day.
  */
 static int
-wall_to_instants(const CronTime *wall, const pg_tz *tz, pg_time_t out[2])
+wall_to_instants(const CronTime *wall, pg_tz *tz, pg_time_t out[2])
 {
-	pg_time_t	naive = (pg_time_t) cron_days_from_civil(wall->year, wall->month, wall->day) * SECS_PER_DAY
+	pg_time_t	naive = (pg_time_t) (date2j(wall->year, wall->month, wall->day) - UNIX_EPOCH_JDATE) * SECS_PER_DAY
 		+ wall->hour * SECS_PER_HOUR + wall->minute * SECS_PER_MINUTE;
 	pg_time_t	probes[3] = {naive - SECS_PER_DAY, naive, naive + SECS_PER_DAY};
 	int			n = 0;
@@ -272,12 +266,15 @@ wall_to_instants(const CronTime *wall, const pg_tz *tz, pg_time_t out[2])
 	}
 	if (n == 0)
 	{
-		long		before;
-		CronTime	w;
+		/* A gap: read the wall time as PostgreSQL does (the offset before the jump). */
+		struct pg_tm tm = {0};
 
-		/* A gap: read it with the offset in force before the jump. */
-		local_fields(probes[0], tz, &w, &before);
-		out[n++] = naive - before;
+		tm.tm_year = wall->year;
+		tm.tm_mon = wall->month;
+		tm.tm_mday = wall->day;
+		tm.tm_hour = wall->hour;
+		tm.tm_min = wall->minute;
+		out[n++] = naive + DetermineTimeZoneOffset(&tm, tz);
 	}
 	return n;
 }
@@ -285,7 +282,7 @@ wall_to_instants(const CronTime *wall, const pg_tz *tz, pg_time_t out[2])
 /* The first matching wall minute after from, as an instant after from. */
 static TimestampTz
 next_local_slot(const CronExpr *expr, const char *expr_text, TimestampTz from,
-				const pg_tz *tz)
+				pg_tz *tz)
 {
 	CronTime	wall;
 
@@ -308,7 +305,7 @@ next_local_slot(const CronExpr *expr, const char *expr_text, TimestampTz from,
 		n = wall_to_instants(&next, tz, instants);
 		for (int i = 0; i < n; i++)
 		{
-			TimestampTz ts = (TimestampTz) instants[i] * USECS_PER_SEC - UNIX_TO_PG_USECS;
+			TimestampTz ts = time_t_to_timestamptz(instants[i]);
 
 			if (!IS_VALID_TIMESTAMP(ts))
 				ereport(ERROR,

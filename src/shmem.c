@@ -56,6 +56,6 @@ mana_ai_shmem_startup(void)
 		mana_ai_shared->lock = &(GetNamedLWLockTranche("mana_ai"))->lock;
 		pg_atomic_init_u32(&mana_ai_shared->leave_database, 0);
 	}
-	mana_ai_metrics_shmem_attach(!found);
+	mana_ai_metrics_shmem_attach();
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -1,6 +1,6 @@
 /*
- * spi_plans.h: statements the tick runs for every mission, planned once
- * per process instead of once per call.
+ * spi_plans.h: the one cache of prepared SPI plans kept for the life of
+ * the process (the tick's per-mission statements, the refresh's).
  */
 #ifndef MANA_AI_SPI_PLANS_H
 #define MANA_AI_SPI_PLANS_H
@@ -10,11 +10,20 @@
 #include "executor/spi.h"
 
 /*
- * The saved plan in *slot, prepared and kept on first use (inside an SPI
- * connection).  The plan cache re-plans it after DDL on what it uses, a
- * change of search_path or, with row-level security, of the user.
+ * The plan of sql, prepared with cursor_options (0, or
+ * CURSOR_OPT_GENERIC_PLAN for statements of one shape whatever their
+ * parameters) and kept on first use, inside an SPI connection.  Keyed by
+ * the address of sql, so sql must be constant text (a literal or a static
+ * string), never one built at run time.  The plan cache re-plans a kept
+ * plan after DDL on what it uses, a change of search_path or, with
+ * row-level security, of the user.
  */
-extern SPIPlanPtr mana_ai_kept_plan(SPIPlanPtr *slot, const char *sql,
-									int nargs, Oid *argtypes);
+extern SPIPlanPtr mana_ai_kept_plan(const char *sql, int nargs, Oid *argtypes,
+									int cursor_options);
+
+/* SPI_execute_plan of that plan (not read-only); ERROR unless it returns expected. */
+extern void mana_ai_run_kept(const char *sql, int nargs, Oid *argtypes,
+							 int cursor_options, Datum *args, const char *nulls,
+							 int expected);
 
 #endif

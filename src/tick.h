@@ -8,8 +8,8 @@
 #include "postgres.h"
 
 /*
- * Run the worker's tick if one is due and return how long (ms) the worker
- * may sleep before it should call again.  Called outside any transaction;
+ * tick_cycle.c: run the worker's tick if one is due and return how long
+ * (ms) the worker may sleep before it should call again.  Called outside any transaction;
  * returns outside any transaction.
  */
 extern int	mana_ai_worker_tick_cycle(MemoryContext tick_context);

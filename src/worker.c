@@ -23,11 +23,8 @@
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "access/xlog.h"
-#include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
-#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -36,9 +33,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/proc.h"
 #include "tcop/tcopprot.h"
-#include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -89,10 +84,6 @@ static void mark_unfinished_ticks_failed(void);
 static void worker_shmem_exit(int code, Datum arg);
 static int	worker_cycle(MemoryContext tick_context, WorkerState *state);
 static int	worker_cycle_body(MemoryContext tick_context, WorkerState *state);
-static void on_drop_database(ObjectAccessType access, Oid classId, Oid objectId,
-							 int subId, void *arg);
-
-static object_access_hook_type prev_object_access_hook = NULL;
 
 void
 mana_ai_worker_register(void)
@@ -109,37 +100,6 @@ mana_ai_worker_register(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "mana_ai launcher");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "mana_ai launcher");
 	RegisterBackgroundWorker(&worker);
-
-	/* Every backend: a DROP DATABASE of the worker's database asks it to leave. */
-	prev_object_access_hook = object_access_hook;
-	object_access_hook = on_drop_database;
-}
-
-/*
- * DROP DATABASE waits a few seconds for other sessions to leave before it
- * gives up; tell the tick worker to go so it never blocks the drop.  The
- * launcher restarts it only once the database exists again.
- */
-static void
-on_drop_database(ObjectAccessType access, Oid classId, Oid objectId,
-				 int subId, void *arg)
-{
-	if (prev_object_access_hook)
-		prev_object_access_hook(access, classId, objectId, subId, arg);
-
-	if (access == OAT_DROP && classId == DatabaseRelationId &&
-		mana_ai_shared != NULL && mana_ai_database != NULL &&
-		objectId == get_database_oid(mana_ai_database, true))
-	{
-		pid_t		pid;
-
-		LWLockAcquire(mana_ai_shared->lock, LW_SHARED);
-		pid = mana_ai_shared->worker_pid;
-		LWLockRelease(mana_ai_shared->lock);
-		pg_atomic_write_u32(&mana_ai_shared->leave_database, 1);
-		if (pid != 0)
-			kill(pid, SIGTERM);
-	}
 }
 
 /* ---------------------------------------------------------------- launcher */

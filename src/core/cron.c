@@ -286,60 +286,6 @@ cron_parse(const char *expr, CronExpr *out, char *err, size_t errlen)
 }
 
 bool
-cron_is_leap_year(int year)
-{
-	return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-}
-
-int
-cron_days_in_month(int year, int month)
-{
-	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-	if (month == 2 && cron_is_leap_year(year))
-		return 29;
-	return days[month - 1];
-}
-
-/* Count days in 400-year eras starting in March, so Feb 29 falls last. */
-int64_t
-cron_days_from_civil(int year, int month, int day)
-{
-	int64_t		y = (int64_t) year - (month <= 2);
-	int64_t		era = (y >= 0 ? y : y - 399) / 400;
-	int64_t		yoe = y - era * 400;
-	int64_t		doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
-	int64_t		doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-	return era * 146097 + doe - 719468;
-}
-
-void
-cron_civil_from_days(int64_t days, int *year, int *month, int *day)
-{
-	int64_t		z = days + 719468;
-	int64_t		era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t		doe = z - era * 146097;
-	int64_t		yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t		doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t		mp = (5 * doy + 2) / 153;
-	int			m = (int) (mp < 10 ? mp + 3 : mp - 9);
-
-	*day = (int) (doy - (153 * mp + 2) / 5 + 1);
-	*month = m;
-	*year = (int) (yoe + era * 400 + (m <= 2));
-}
-
-int
-cron_day_of_week(int year, int month, int day)
-{
-	int64_t		d = cron_days_from_civil(year, month, day);
-	int64_t		w = (d + 4) % 7;	/* 1970-01-01 was a Thursday */
-
-	return (int) (w < 0 ? w + 7 : w);
-}
-
-bool
 cron_day_matches(const CronExpr *e, int year, int month, int day)
 {
 	bool		dom_ok,
@@ -348,7 +294,7 @@ cron_day_matches(const CronExpr *e, int year, int month, int day)
 	if (!(e->months & (1u << month)))
 		return false;
 	dom_ok = (e->days_of_month >> day) & 1;
-	dow_ok = (e->days_of_week >> cron_day_of_week(year, month, day)) & 1;
+	dow_ok = (e->days_of_week >> civil_day_of_week(year, month, day)) & 1;
 	if (e->dom_star || e->dow_star)
 		return dom_ok && dow_ok;
 	return dom_ok || dow_ok;
@@ -367,7 +313,7 @@ first_bit_from(uint64_t bits, int from, int max)
 bool
 cron_next(const CronExpr *e, const CronTime *after, int max_years, CronTime *next)
 {
-	int64_t		day = cron_days_from_civil(after->year, after->month, after->day);
+	int64_t		day = civil_days_from_date(after->year, after->month, after->day);
 	int			hour = after->hour;
 	int			minute = after->minute + 1; /* strictly after */
 	int			last_year = after->year + max_years;
@@ -378,13 +324,13 @@ cron_next(const CronExpr *e, const CronTime *after, int max_years, CronTime *nex
 					m,
 					d;
 
-		cron_civil_from_days(day, &y, &m, &d);
+		civil_date_from_days(day, &y, &m, &d);
 		if (y > last_year)
 			return false;
 		if (!(e->months & (1u << m)))
 		{
 			/* Skip the rest of the month in one step. */
-			day += cron_days_in_month(y, m) - d + 1;
+			day += civil_days_in_month(y, m) - d + 1;
 			hour = minute = 0;
 			continue;
 		}

@@ -9,6 +9,8 @@
  */
 #include "iso8601.h"
 
+#include "civil.h"
+
 /* A cursor over the input that refuses to run past its end. */
 typedef struct Scan
 {
@@ -60,34 +62,6 @@ take_digits(Scan *sc, int n, int *out)
 	sc->p += n;
 	*out = v;
 	return true;
-}
-
-static bool
-is_leap_year(int y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int
-days_in_month(int y, int m)
-{
-	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-	return (m == 2 && is_leap_year(y)) ? 29 : days[m - 1];
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
-static int64_t
-days_from_civil(int y, int m, int d)
-{
-	int64_t		yy = y - (m <= 2 ? 1 : 0);
-	int64_t		era = (yy >= 0 ? yy : yy - 399) / 400;
-	int64_t		yoe = yy - era * 400;
-	int64_t		mp = (m + 9) % 12;
-	int64_t		doy = (153 * mp + 2) / 5 + d - 1;
-	int64_t		doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-	return era * 146097 + doe - 719468;
 }
 
 /* ".digits": microseconds, extra digits truncated; at least one digit. */
@@ -165,7 +139,7 @@ iso8601_parse(const char *s, size_t len, int64_t *unix_usec)
 		!take_digits(&sc, 2, &month) || !take_char(&sc, '-') ||
 		!take_digits(&sc, 2, &day))
 		return false;
-	if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month))
+	if (month < 1 || month > 12 || day < 1 || day > civil_days_in_month(year, month))
 		return false;
 
 	if (!at_end(&sc))
@@ -190,7 +164,7 @@ iso8601_parse(const char *s, size_t len, int64_t *unix_usec)
 			return false;
 	}
 
-	days = days_from_civil(year, month, day);
+	days = civil_days_from_date(year, month, day);
 	*unix_usec = ((days * 86400 + hour * 3600 + minute * 60 + second - offset_sec)
 				  * INT64_C(1000000)) + frac;
 	return true;

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "llm_chat.h"
+
 #define LLM_ERROR_LEN 160
 #define LLM_DEFAULT_MAX_ATTEMPTS 5
 #define LLM_CHAT_PATH "/v1/chat/completions"
@@ -95,17 +97,5 @@ extern int	llm_client_run(const LlmClientConfig *cfg, LlmRequest *reqs, int n,
 
 /* Free a request's content and reset its results. */
 extern void llm_request_clear(LlmRequest *req);
-
-/*
- * Read choices[0].message.content and usage.total_tokens from an answer
- * body.  On success *content is malloc'd.  Exposed for tests and fuzzing.
- */
-extern bool llm_parse_chat_response(const char *body, size_t len,
-									char **content, int64_t *total_tokens,
-									char *errbuf, size_t errlen);
-
-/* Build the request body {model, temperature, messages}; malloc'd or NULL. */
-extern char *llm_build_chat_request(const char *model, double temperature,
-									const char *system, const char *user);
 
 #endif

@@ -1,33 +1,26 @@
 /*
- * grant.c: mission grants from SQL and for the tick (SPEC 5.1, 5.2).
+ * mission_grant.c: a mission's key grant inside the server (SPEC 5.1,
+ * 5.2); src/core/grant.c parses and unwraps the bytes.
  *
- * Owns mana_ai.grant_status(), mana_ai.derive_mission_key() and
- * mana_ai_unwrap_grant().  The MDK only ever lands in a caller's buffer
- * (the tick's, or a local one wiped before returning); no function here
- * returns or logs it.  derive_mission_key returns a derived key by
+ * Owns mana_ai.grant_status(), mana_ai.derive_mission_key(),
+ * mana_ai_mission_grant() and mana_ai_unwrap_grant().  The MDK only ever
+ * lands in a caller's buffer (the resolvers', or a local one wiped before
+ * returning); no function here returns or logs it.  derive_mission_key returns a derived key by
  * contract: it is a parity tool for key material its caller already has.
  */
 #include "postgres.h"
 
 #include <openssl/crypto.h>
 
-#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "core/hkdf.h"
-#include "crypto.h"
-#include "resolvers.h"
-
-/* Microseconds since the Unix epoch (iso8601_parse's scale). */
-static int64
-now_unix_usec(void)
-{
-	return GetCurrentTimestamp() +
-		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
-}
+#include "instants.h"
+#include "keyfile.h"
+#include "mission_grant.h"
 
 /* Parse a jsonb value as a grant (malloc'd, caller grant_free's). */
 static MissionGrant *
@@ -73,7 +66,7 @@ mana_ai_unwrap_grant(Jsonb *grant, const char *mission_id, unsigned char mdk[32]
 	if (key == NULL)
 		return grant_outcome_name(GRANT_NOT_CONFIGURED);
 	g = grant == NULL ? NULL : grant_from_jsonb(&grant->root, VARSIZE(grant));
-	rc = grant_unwrap(g, key, now_unix_usec(), mdk);
+	rc = grant_unwrap(g, key, mana_ai_unix_usec(GetCurrentTimestamp()), mdk);
 	if (rc == GRANT_OK && mission_id != NULL && strcmp(g->mission_id, mission_id) != 0)
 	{
 		OPENSSL_cleanse(mdk, 32);

@@ -1,5 +1,5 @@
 /*
- * tick.c: schedules and runs ticks.
+ * tick_cycle.c: when the worker ticks, and retention between ticks.
  *
  * Owns the worker's tick cadence (mana_ai.tick_interval, pause through
  * mana_ai.enabled, never on a standby) and the shared status the status

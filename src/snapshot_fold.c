@@ -1,0 +1,373 @@
+/*
+ * snapshot_fold.c: the refresh's batch fold (SPEC 2, 3).
+ *
+ * Owns one batch of users: read each user's new rows under that user's
+ * scope and sort them into records, load what is stored for those
+ * records, fold the new rows onto it (or replay a record whose row came
+ * late), and queue and flush the writes, a few statements per kind.
+ * Must never read a user's rows outside that user's scope, never abort
+ * on a malformed row (it is counted and skipped), and never rewrite a
+ * snapshot that did not change.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "lww.h"
+#include "replay.h"
+#include "snapshot_internal.h"
+
+/* Fold the record's whole history, read as its user: the answer to a late row. */
+static LwwState *
+replay_history(const KindDef *def, const char *user_id, const char *record_id,
+			   MemoryContext cxt)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	LwwState   *state = lww_state_create(cxt, record_id);
+	SPITupleTable *t;
+	int			nest = mana_ai_enter_user_scope(user_id);
+
+	args[0] = CStringGetTextDatum(def->table_name);
+	args[1] = CStringGetTextDatum(record_id);
+	args[2] = CStringGetTextDatum(user_id);
+	snap_run(snap_history_sql, 3, types, args, SPI_OK_SELECT);
+	t = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		lww_fold_row(state, snap_tuple_text(t, i, 1), snap_row_jsonb(t, i, 2), snap_row_jsonb(t, i, 3),
+					 snap_row_timestamptz(t, i, 4));
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_freetuptable(t);
+	mana_ai_leave_user_scope(nest);
+	return state;
+}
+
+/*
+ * Fold one record's new rows onto what is stored, and queue the writes.
+ */
+static void
+refresh_record(Batch *b, RecordGroup *g, TimestampTz horizon,
+			   RefreshCounts *counts, MemoryContext cxt)
+{
+	const KindDef *def = &snap_kind_defs[g->kind];
+	UserRows   *u = &b->users[g->user];
+	RowRef	   *rows = u->refs;
+	StoredSlot *stored = &b->stored[g->kind][g->slot];
+	KindWrites *w = &b->writes[g->kind];
+	char	   *record_id = rows[g->from].record_id;
+	bool		has_snapshot = false;
+	Jsonb	   *old_record = NULL;
+	TimestampTz old_last = DT_NOBEGIN;
+	TimestampTz first_at = rows[g->from].created_at;
+	TimestampTz last_at = rows[g->to - 1].created_at;
+	LwwState   *state;
+	Jsonb	   *result;
+
+	/* count and remember the rows whatever their fate */
+	for (uint64 i = g->from; i < g->to; i++)
+	{
+		RowRef	   *r = &rows[i];
+
+		if (lww_row_is_wellformed(r->op, r->data, r->stamps, r->created_at))
+			counts->rows_applied++;
+		else
+			counts->skipped_rows++;
+		if (r->created_at >= horizon)
+		{
+			snap_datums_add(&w->applied_ids, r->id);
+			snap_datums_add(&w->applied_users, u->user_text);
+			snap_datums_add(&w->applied_at, TimestampTzGetDatum(r->created_at));
+		}
+	}
+
+	if (stored->found)
+	{
+		if (stored->tombstoned)
+			return;				/* a tombstone is terminal */
+		old_record = stored->record;
+		has_snapshot = old_record != NULL;
+		if (has_snapshot)
+			old_last = stored->last_applied_at;
+	}
+
+	if (has_snapshot && first_at <= old_last)
+	{
+		/* a row older than what the snapshot holds: replay this record */
+		state = replay_history(def, u->user_id, record_id, cxt);
+	}
+	else
+	{
+		state = lww_state_create(cxt, record_id);
+		if (has_snapshot)
+			lww_state_load(state, old_record);
+		for (uint64 i = g->from; i < g->to; i++)
+			lww_fold_row(state, rows[i].op, rows[i].data, rows[i].stamps,
+						 rows[i].created_at);
+	}
+	if (last_at < old_last)
+		last_at = old_last;
+
+	result = lww_state_result(state);
+	if (result == NULL)
+	{
+		if (state->tombstoned)
+		{
+			snap_datums_add(&w->tomb_users, u->user_text);
+			snap_datums_add(&w->tomb_ids, CStringGetTextDatum(record_id));
+			if (has_snapshot)
+			{
+				snap_datums_add(&w->delete_users, u->user_text);
+				snap_datums_add(&w->delete_ids, CStringGetTextDatum(record_id));
+				counts->deleted_snapshots++;
+			}
+		}
+		return;
+	}
+	if (has_snapshot && last_at == old_last &&
+		VARSIZE(result) == VARSIZE(old_record) &&
+		memcmp(result, old_record, VARSIZE(result)) == 0)
+		return;					/* nothing changed: do not rewrite */
+
+	if (has_snapshot)
+	{
+		snap_datums_add(&w->update_users, u->user_text);
+		snap_datums_add(&w->update_ids, CStringGetTextDatum(record_id));
+		snap_datums_add(&w->update_records, JsonbPGetDatum(result));
+		snap_datums_add(&w->update_last, TimestampTzGetDatum(last_at));
+		counts->updated_snapshots++;
+	}
+	else
+	{
+		/* no snapshot and no tombstone: nobody else writes snapshots (lock) */
+		snap_datums_add(&w->insert_users, u->user_text);
+		snap_datums_add(&w->insert_ids, CStringGetTextDatum(record_id));
+		snap_datums_add(&w->insert_records, JsonbPGetDatum(result));
+		snap_datums_add(&w->insert_last, TimestampTzGetDatum(last_at));
+		counts->new_snapshots++;
+	}
+}
+
+/* Fold order: kind, record_id bytewise (COLLATE "C"), created_at, id. */
+static int
+rowref_cmp(const void *a, const void *b)
+{
+	const RowRef *x = a;
+	const RowRef *y = b;
+	int			c;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	c = strcmp(x->record_id, y->record_id);
+	if (c != 0)
+		return c;
+	if (x->created_at != y->created_at)
+		return x->created_at < y->created_at ? -1 : 1;
+	return memcmp(DatumGetUUIDP(x->id), DatumGetUUIDP(y->id), UUID_LEN);
+}
+
+/*
+ * Read one user's new rows under that user's scope, put them in fold
+ * order and queue their records for the batch's stored-state load.
+ */
+void
+snap_read_user(Batch *b, const char *user_id, TimestampTz since[NKINDS], bool any_applied)
+{
+	int			nest = mana_ai_enter_user_scope(user_id);
+	Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		args[3];
+	SPITupleTable *tuples;
+	uint64		nrows;
+	UserRows   *u;
+	RowRef	   *refs;
+	uint64		start = 0;
+
+	args[0] = CStringGetTextDatum(user_id);
+	args[1] = TimestampTzGetDatum(since[0]);
+	args[2] = TimestampTzGetDatum(since[1]);
+	snap_run(any_applied ? snap_rows_unapplied_sql : snap_rows_sql, 3, types, args, SPI_OK_SELECT);
+	tuples = SPI_tuptable;
+	nrows = SPI_processed;
+	mana_ai_leave_user_scope(nest);
+	if (nrows == 0)
+	{
+		SPI_freetuptable(tuples);
+		return;
+	}
+
+	refs = palloc(sizeof(RowRef) * nrows);
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		Datum		values[7];
+		bool		nulls[7];
+		RowRef	   *r = &refs[i];
+
+		heap_deform_tuple(tuples->vals[i], tuples->tupdesc, values, nulls);
+		r->id = values[0];
+		r->record_id = TextDatumGetCString(values[1]);
+		r->op = TextDatumGetCString(values[2]);
+		r->data = nulls[3] ? NULL : DatumGetJsonbP(values[3]);
+		r->stamps = nulls[4] ? NULL : DatumGetJsonbP(values[4]);
+		r->created_at = DatumGetTimestampTz(values[5]);
+		r->kind = DatumGetBool(values[6]) ? 1 : 0;
+	}
+	qsort(refs, nrows, sizeof(RowRef), rowref_cmp);
+
+	u = &b->users[b->nusers];
+	u->user_id = pstrdup(user_id);
+	u->user_text = args[0];
+	u->tuples = tuples;
+	u->refs = refs;
+	b->nrows += nrows;
+
+	for (uint64 i = 1; i <= nrows; i++)
+	{
+		if (i == nrows || refs[i].kind != refs[start].kind ||
+			strcmp(refs[i].record_id, refs[start].record_id) != 0)
+		{
+			RecordGroup *g;
+			int			kind = refs[start].kind;
+
+			if (b->ngroups == b->groups_cap)
+			{
+				b->groups_cap = b->groups_cap ? b->groups_cap * 2 : 256;
+				b->groups = b->groups ? repalloc(b->groups, sizeof(RecordGroup) * b->groups_cap)
+					: palloc(sizeof(RecordGroup) * b->groups_cap);
+			}
+			g = &b->groups[b->ngroups++];
+			g->user = b->nusers;
+			g->kind = kind;
+			g->from = start;
+			g->to = i;
+			g->slot = b->load_ids[kind].n;
+			snap_datums_add(&b->load_users[kind], u->user_text);
+			snap_datums_add(&b->load_ids[kind], CStringGetTextDatum(refs[start].record_id));
+			start = i;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	b->nusers++;
+}
+
+/*
+ * Load the stored snapshots and tombstones of every record the batch
+ * touches; nothing to load for a kind that has neither (cold refresh).
+ */
+static void
+load_stored(Batch *b, bool any_stored[NKINDS])
+{
+	for (int k = 0; k < NKINDS; k++)
+	{
+		Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+		Datum		args[2];
+		SPITupleTable *t;
+		int			nslots = b->load_ids[k].n;
+
+		b->stored[k] = palloc0(sizeof(StoredSlot) * Max(nslots, 1));
+		b->loaded[k] = NULL;
+		if (nslots == 0 || !any_stored[k])
+			continue;
+		args[0] = snap_text_array(&b->load_users[k]);
+		args[1] = snap_text_array(&b->load_ids[k]);
+		snap_run(snap_kind_defs[k].load_sql, 2, types, args, SPI_OK_SELECT);
+		t = SPI_tuptable;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			int64		n = DatumGetInt64(snap_tuple_datum(t, i, 1, &isnull));
+			StoredSlot *s;
+
+			if (n < 1 || n > nslots)
+				elog(ERROR, "mana_ai refresh: stored state for an unknown record (%lld)",
+					 (long long) n);
+			s = &b->stored[k][n - 1];
+			s->found = true;
+			s->record = snap_row_jsonb(t, i, 2);
+			if (s->record != NULL)
+				s->last_applied_at = snap_row_timestamptz(t, i, 3);
+			s->tombstoned = DatumGetBool(snap_tuple_datum(t, i, 4, &isnull));
+		}
+		b->loaded[k] = t;
+	}
+}
+
+/* Write one batch's results, a few statements per kind. */
+static void
+flush_writes(Batch *b)
+{
+	for (int k = 0; k < NKINDS; k++)
+	{
+		const KindDef *def = &snap_kind_defs[k];
+		KindWrites *w = &b->writes[k];
+		Datum		kind = CStringGetTextDatum(def->kind);
+
+		if (w->insert_ids.n > 0)
+		{
+			Oid			types[4] = {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZARRAYOID};
+			Datum		args[4] = {snap_text_array(&w->insert_users), snap_text_array(&w->insert_ids),
+				snap_jsonb_array(&w->insert_records), snap_timestamptz_array(&w->insert_last)};
+
+			snap_run(def->insert_sql, 4, types, args, SPI_OK_INSERT);
+		}
+		if (w->update_ids.n > 0)
+		{
+			Oid			types[4] = {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZARRAYOID};
+			Datum		args[4] = {snap_text_array(&w->update_users), snap_text_array(&w->update_ids),
+				snap_jsonb_array(&w->update_records), snap_timestamptz_array(&w->update_last)};
+
+			snap_run(def->update_sql, 4, types, args, SPI_OK_UPDATE);
+		}
+		if (w->delete_ids.n > 0)
+		{
+			Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+			Datum		args[2] = {snap_text_array(&w->delete_users), snap_text_array(&w->delete_ids)};
+
+			snap_run(def->delete_sql, 2, types, args, SPI_OK_DELETE);
+		}
+		if (w->tomb_ids.n > 0)
+		{
+			Oid			types[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
+			Datum		args[3] = {kind, snap_text_array(&w->tomb_users), snap_text_array(&w->tomb_ids)};
+
+			snap_run(snap_add_tombstones_sql, 3, types, args, SPI_OK_INSERT);
+		}
+		if (w->applied_ids.n > 0)
+		{
+			Oid			types[4] = {TEXTOID, UUIDARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+			Datum		args[4] = {kind, snap_uuid_array(&w->applied_ids),
+				snap_text_array(&w->applied_users), snap_timestamptz_array(&w->applied_at)};
+
+			snap_run(snap_add_applied_sql, 4, types, args, SPI_OK_INSERT);
+		}
+	}
+}
+
+/* Fold and write one batch of users, then free everything it held. */
+void
+snap_run_batch(Batch *b, TimestampTz horizon[NKINDS], bool any_stored[NKINDS],
+		  RefreshCounts counts[NKINDS], MemoryContext cxt)
+{
+	load_stored(b, any_stored);
+	for (int i = 0; i < b->ngroups; i++)
+	{
+		RecordGroup *g = &b->groups[i];
+
+		refresh_record(b, g, horizon[g->kind], &counts[g->kind], cxt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	flush_writes(b);
+	for (int k = 0; k < NKINDS; k++)
+		if (b->loaded[k])
+			SPI_freetuptable(b->loaded[k]);
+	/* newest first: SPI keeps its tuple tables in a list, newest at the head */
+	for (int i = b->nusers - 1; i >= 0; i--)
+		SPI_freetuptable(b->users[i].tuples);
+}

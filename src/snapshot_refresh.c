@@ -1,0 +1,215 @@
+/*
+ * snapshot_refresh.c: mana_ai.refresh_snapshots(), the incremental fold
+ * of new sync_changes rows into mission_snapshots and agent_snapshots
+ * (SPEC 3): its driver.
+ *
+ * Owns the refresh cursor ("horizon"), the memory of rows applied inside
+ * the uncertainty window, and the order of one refresh.  Design (see
+ * docs/projections.md):
+ *   - created_at is the inserting transaction's start, so the horizon
+ *     never passes the start of a transaction still in progress
+ *     (mana_ai.refresh_horizon(), SECURITY DEFINER over the backends'
+ *     activity); rows at or after the horizon that were applied are
+ *     remembered by id so a refresh with nothing new applies nothing.
+ *   - The one cross-user step, finding users with rows since the horizon,
+ *     is mana_ai.snapshot_users_since() and returns user ids only; every
+ *     read of a user's sync_changes rows runs with app.current_user_id
+ *     set to that user (snapshot_fold.c).
+ *   - Cost follows the delta: one discovery for both kinds, one read per
+ *     user with new rows (both kinds), and the stored state and the
+ *     writes batched over up to BATCH_MAX_USERS users per statement.
+ * The statements are snapshot_statements.c's, the fold snapshot_fold.c's.
+ * Must never build SQL from data, never abort on a malformed row, and
+ * never read a user's rows outside that user's scope.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "metrics.h"
+#include "snapshot.h"
+#include "snapshot_internal.h"
+
+/*
+ * The horizon this refresh may move to: the oldest start of a transaction
+ * still in progress (it may yet insert rows stamped with that start).
+ * False when that cannot be known here.
+ */
+static bool
+next_horizon(TimestampTz *h)
+{
+	bool		isnull;
+
+	/* A snapshot older than this statement could miss rows committed since. */
+	if (IsolationUsesXactSnapshot())
+		return false;
+	snap_run(snap_next_horizon_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	*h = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return !isnull;
+}
+
+/*
+ * Both kinds in one pass: lock, read both horizons, compute the next one
+ * before reading any row, discover the users with new rows once, then
+ * read each user's rows (both kinds) and fold them batch by batch.
+ */
+static void
+refresh_all(RefreshCounts counts[NKINDS])
+{
+	MemoryContext batch_cxt;
+	MemoryContext old_cxt;
+	Oid			types[2];
+	Datum		args[2];
+	bool		isnull;
+	TimestampTz since[NKINDS] = {DT_NOEND, DT_NOEND};
+	TimestampTz horizon[NKINDS];
+	TimestampTz next;
+	bool		have_next;
+	bool		any_applied;
+	bool		any_stored[NKINDS];
+	SPITupleTable *users;
+	uint64		nusers;
+	Batch	   *b = NULL;
+
+	memset(counts, 0, sizeof(RefreshCounts) * NKINDS);
+	snap_run(snap_lock_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	SPI_freetuptable(SPI_tuptable);
+
+	snap_run(snap_horizons_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *kind = snap_tuple_text(SPI_tuptable, i, 1);
+
+		for (int k = 0; k < NKINDS; k++)
+			if (strcmp(kind, snap_kind_defs[k].kind) == 0)
+				since[k] = snap_row_timestamptz(SPI_tuptable, i, 2);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (int k = 0; k < NKINDS; k++)
+		if (since[k] == DT_NOEND)
+			elog(ERROR, "mana_ai refresh: no horizon row for %s", snap_kind_defs[k].kind);
+
+	/* computed before any row is read: see next_horizon() */
+	have_next = next_horizon(&next);
+	for (int k = 0; k < NKINDS; k++)
+		horizon[k] = (have_next && next > since[k]) ? next : since[k];
+
+	/* what there is to exclude or load at all (a cold refresh has neither) */
+	snap_run(snap_anything_stored_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	any_applied = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	for (int k = 0; k < NKINDS; k++)
+		any_stored[k] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												   2 + k, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+
+	types[0] = TIMESTAMPTZOID;
+	args[0] = TimestampTzGetDatum(Min(since[0], since[1]));
+	snap_run(snap_users_since_sql, 1, types, args, SPI_OK_SELECT);
+	users = SPI_tuptable;
+	nusers = SPI_processed;
+
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mana_ai refresh batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	old_cxt = MemoryContextSwitchTo(batch_cxt);
+	for (uint64 n = 0; n < nusers; n++)
+	{
+		char	   *user_id;
+
+		if (b != NULL && (b->nusers >= BATCH_MAX_USERS || b->nrows >= BATCH_MAX_ROWS))
+		{
+			snap_run_batch(b, horizon, any_stored, counts, batch_cxt);
+			MemoryContextReset(batch_cxt);
+			b = NULL;
+		}
+		user_id = snap_tuple_text(users, n, 1);
+		if (user_id == NULL || user_id[0] == '\0')
+			continue;			/* no scope can ever read such rows */
+		if (b == NULL)
+		{
+			b = palloc0(sizeof(Batch));
+			b->users = palloc(sizeof(UserRows) * BATCH_MAX_USERS);
+		}
+		snap_read_user(b, user_id, since, any_applied);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (b != NULL)
+		snap_run_batch(b, horizon, any_stored, counts, batch_cxt);
+	MemoryContextSwitchTo(old_cxt);
+	MemoryContextDelete(batch_cxt);
+	SPI_freetuptable(users);
+
+	if (horizon[0] > since[0] || horizon[1] > since[1])
+	{
+		DatumList	kinds = {0};
+		DatumList	hs = {0};
+
+		for (int k = 0; k < NKINDS; k++)
+			if (horizon[k] > since[k])
+			{
+				snap_datums_add(&kinds, CStringGetTextDatum(snap_kind_defs[k].kind));
+				snap_datums_add(&hs, TimestampTzGetDatum(horizon[k]));
+			}
+		types[0] = TEXTARRAYOID;
+		types[1] = TIMESTAMPTZARRAYOID;
+		args[0] = snap_text_array(&kinds);
+		args[1] = snap_timestamptz_array(&hs);
+		/* rows remembered by this refresh are all at or above its horizon */
+		if (any_applied)
+			snap_run(snap_forget_applied_sql, 2, types, args, SPI_OK_DELETE);
+		snap_run(snap_move_horizon_sql, 2, types, args, SPI_OK_UPDATE);
+	}
+}
+
+void
+mana_ai_refresh_snapshots_run(RefreshCounts *missions, RefreshCounts *agents)
+{
+	RefreshCounts counts[NKINDS];
+
+	SPI_connect();
+	refresh_all(counts);
+	SPI_finish();
+
+	mana_ai_metric_inc(MC_SNAPSHOTS_NEW, counts[0].new_snapshots + counts[1].new_snapshots);
+	mana_ai_metric_inc(MC_SNAPSHOTS_UPDATED, counts[0].updated_snapshots + counts[1].updated_snapshots);
+	mana_ai_metric_inc(MC_SNAPSHOT_ROWS_APPLIED, counts[0].rows_applied + counts[1].rows_applied);
+	if (missions)
+		*missions = counts[0];
+	if (agents)
+		*agents = counts[1];
+}
+
+PG_FUNCTION_INFO_V1(mana_ai_refresh_snapshots);
+
+/* SQL: mana_ai.refresh_snapshots() → one row per kind with the counts. */
+Datum
+mana_ai_refresh_snapshots(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RefreshCounts counts[2];
+
+	InitMaterializedSRF(fcinfo, 0);
+	mana_ai_refresh_snapshots_run(&counts[0], &counts[1]);
+	for (int k = 0; k < 2; k++)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		values[0] = CStringGetTextDatum(snap_kind_defs[k].kind);
+		values[1] = Int64GetDatum(counts[k].rows_applied);
+		values[2] = Int32GetDatum(counts[k].new_snapshots);
+		values[3] = Int32GetDatum(counts[k].updated_snapshots);
+		values[4] = Int32GetDatum(counts[k].deleted_snapshots);
+		values[5] = Int64GetDatum(counts[k].skipped_rows);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,134 @@
+/*
+ * tick_runs.c: a tick's row in mana_ai.tick_runs (SPEC 4.11) and the
+ * result it returns.
+ *
+ * Owns the run's life: inserted "running" (or "overlap-skipped") when the
+ * tick starts, closed "ok" with the counts and the result when it ends,
+ * or "failed" with the error when an error ended the worker's tick; and
+ * the result object {scannedAt, dueMissionCount, ..., errors[]}.  Runs in
+ * whatever transaction the caller has open.  Must never record more than
+ * MAX_TICK_ERRORS errors, and never put key or plaintext bytes into a
+ * row: errors are the tick's own short messages.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "instants.h"
+#include "jsonb_members.h"
+#include "tick_internal.h"
+
+#define MAX_TICK_ERRORS 50
+
+void
+tick_runs_insert(Tick *t, const char *status)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(t->mode == TICK_WORKER ? "worker" : "sql");
+	values[1] = CStringGetTextDatum(status);
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO mana_ai.tick_runs (source, status, finished_at, errors)"
+							  " VALUES ($1, $2, CASE WHEN $2 = 'running' THEN NULL ELSE clock_timestamp() END,"
+							  "         CASE WHEN $2 = 'running' THEN '[]'::jsonb ELSE jsonb_build_array($2) END)"
+							  " RETURNING id",
+							  2, types, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "mana_ai: could not record the tick run");
+	t->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+											&(bool) {false}));
+	SPI_finish();
+	MemoryContextSwitchTo(t->cxt);
+}
+
+void
+tick_runs_finish(Tick *t, const char *status)
+{
+	Oid			types[7] = {INT8OID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, JSONBOID};
+	Datum		values[7];
+	Jsonb	   *result = tick_result(t);
+
+	values[0] = Int64GetDatum(t->run_id);
+	values[1] = CStringGetTextDatum(status);
+	values[2] = Int32GetDatum(t->due);
+	values[3] = Int32GetDatum(t->produced);
+	values[4] = Int32GetDatum(t->written);
+	values[5] = Int32GetDatum(t->parse_failures);
+	values[6] = JsonbPGetDatum(result);
+	tick_exec(t, "UPDATE mana_ai.tick_runs SET status = $2, finished_at = clock_timestamp(),"
+			  " due_missions = $3, plans_produced = $4, plans_written_back = $5,"
+			  " parse_failures = $6, errors = $7 -> 'errors', result = $7"
+			  " WHERE id = $1",
+			  7, types, values, SPI_OK_UPDATE, "close the tick run");
+}
+
+/* Close a run still "running" as failed with message (inside a transaction). */
+void
+tick_runs_mark_failed(int64 run_id, const char *message)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(run_id);
+	values[1] = CStringGetTextDatum(message);
+	SPI_connect();
+	SPI_execute_with_args("UPDATE mana_ai.tick_runs SET status = 'failed', finished_at = clock_timestamp(),"
+						  "       errors = errors || jsonb_build_array($2)"
+						  " WHERE id = $1 AND status = 'running'",
+						  2, types, values, NULL, false, 0);
+	SPI_finish();
+}
+
+void
+tick_add_error(Tick *t, const char *fmt,...)
+{
+	MemoryContext old = MemoryContextSwitchTo(t->cxt);
+	StringInfoData buf;
+	va_list		args;
+
+	if (list_length(t->errors) >= MAX_TICK_ERRORS)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	initStringInfo(&buf);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	t->errors = lappend(t->errors, buf.data);
+	MemoryContextSwitchTo(old);
+}
+
+/* {scannedAt, dueMissionCount, plansProduced, plansWrittenBack, parseFailures, errors[]} */
+Jsonb *
+tick_result(Tick *t)
+{
+	JsonbParseState *state = NULL;
+	ListCell   *lc;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	jb_push_text_member(&state, "scannedAt", mana_ai_iso_utc(t->scanned_at, 3));
+	jb_push_int_member(&state, "dueMissionCount", t->due);
+	jb_push_int_member(&state, "plansProduced", t->produced);
+	jb_push_int_member(&state, "plansWrittenBack", t->written);
+	jb_push_int_member(&state, "parseFailures", t->parse_failures);
+	jb_push_int_member(&state, "failedIterations", t->failed_iterations);
+	jb_push_int_member(&state, "tickRunId", t->run_id);
+	jb_push_text(&state, WJB_KEY, "errors");
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+	foreach(lc, t->errors)
+		jb_push_text(&state, WJB_ELEM, (char *) lfirst(lc));
+	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}

@@ -1,0 +1,178 @@
+/*
+ * tick_writeback.c: what a tick writes for one mission (SPEC 1.3, 1.4,
+ * 4.8-4.10): the new iteration and the next slot, or the failure.
+ *
+ * Owns the sync_changes row that appends an iteration (as the owning
+ * agent, under the user's scope), the slot check that makes a crash or a
+ * second planner never yield two iterations for one slot, the token
+ * usage, and the backoff in mana_ai.mission_attempts that ends in a
+ * failed iteration after mana_ai.max_attempts.  Runs inside the mission's
+ * own (sub)transaction.  Must never write a row for a slot that is no
+ * longer the mission's nextRunAt, and never build SQL from data.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "jsonb_members.h"
+#include "metrics.h"
+#include "replay.h"
+#include "schedule.h"
+#include "spi_plans.h"
+#include "tick_internal.h"
+
+static const char *write_sql =
+	"INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op,"
+	"       data, field_timestamps, client_id, schema_version, actor)"
+	"SELECT 'ai', 'aiMissions', $2, $1, 'update',"
+	"       jsonb_build_object("
+	"         'iterations', CASE WHEN jsonb_typeof($3 -> 'iterations') = 'array'"
+	"                            THEN $3 -> 'iterations' ELSE '[]'::jsonb END"
+	"                       || jsonb_build_array(it.iteration),"
+	"         'updatedAt', w.stamp,"
+	"         'nextRunAt', mana_ai.iso_text($9)),"
+	"       jsonb_build_object('iterations', w.stamp, 'updatedAt', w.stamp,"
+	"                          'nextRunAt', w.stamp),"
+	"       'mana-ai-runner', 1,"
+	"       jsonb_build_object('kind', 'ai', 'principalId', $10, 'displayName', $11,"
+	"                          'missionId', $2, 'iterationId', $4,"
+	"                          'rationale', coalesce($3 ->> 'objective', $3 ->> 'title', ''))"
+	"  FROM (SELECT mana_ai.iso_text($8) AS stamp) w,"
+	"       (SELECT mana_ai.build_iteration($4, $5, $8, $6, $7) AS iteration) it";
+
+static const char *settled_sql =
+	"DELETE FROM mana_ai.mission_attempts WHERE user_id = $1 AND mission_id = $2";
+
+static const char *tokens_sql =
+	"INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens)"
+	" VALUES ($1, $2, $3, $4)";
+
+/*
+ * Append the iteration and the next slot to the mission as the owning
+ * agent.  The record is replayed fresh under the user's scope, so nothing
+ * the user wrote since the refresh is lost; if its nextRunAt is no longer
+ * the slot we planned, someone already planned it (or it was
+ * rescheduled): write nothing and answer false.
+ */
+bool
+tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
+{
+	int			scope = mana_ai_enter_user_scope(job->user_id);
+	Jsonb	   *fresh = mana_ai_replay_record(job->user_id, "ai", "aiMissions", job->mission_id);
+	char	   *fresh_slot = jb_member_text(fresh, "nextRunAt");
+	Jsonb	   *cadence;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next = 0;
+	bool		next_null = true;
+	Oid			types[11] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, JSONBOID,
+	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
+	Datum		values[11];
+	char		nulls[11];
+
+	if (fresh == NULL || fresh_slot == NULL || strcmp(fresh_slot, job->slot) != 0)
+	{
+		mana_ai_leave_user_scope(scope);
+		return false;
+	}
+	cadence = jb_member_object(fresh, "cadence");
+	if (cadence != NULL)
+		next = mana_ai_next_run_at(cadence, now, &next_null);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(job->user_id);
+	values[1] = CStringGetTextDatum(job->mission_id);
+	values[2] = JsonbPGetDatum(fresh);
+	values[3] = CStringGetTextDatum(job->iteration_id);
+	values[4] = TimestampTzGetDatum(job->started_at);
+	values[5] = plan ? JsonbPGetDatum(plan) : (Datum) 0;
+	nulls[5] = plan ? ' ' : 'n';
+	values[6] = error ? JsonbPGetDatum(error) : (Datum) 0;
+	nulls[6] = error ? ' ' : 'n';
+	values[7] = TimestampTzGetDatum(now);
+	values[8] = TimestampTzGetDatum(next);
+	nulls[8] = next_null ? 'n' : ' ';
+	values[9] = CStringGetTextDatum(job->agent_id);
+	values[10] = CStringGetTextDatum(job->agent_name);
+
+	SPI_connect();
+	mana_ai_run_kept(write_sql, 11, types, 0, values, nulls, SPI_OK_INSERT);
+
+	/* The slot is settled: forget its failures; count the tokens spent. */
+	mana_ai_run_kept(settled_sql, 2, types, 0, values, NULL, SPI_OK_DELETE);
+	if (job->prepared && job->call->total_tokens > 0)
+	{
+		Oid			utypes[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
+		Datum		uvalues[4];
+
+		uvalues[0] = CStringGetTextDatum(job->user_id);
+		uvalues[1] = CStringGetTextDatum(job->agent_id);
+		uvalues[2] = CStringGetTextDatum(job->mission_id);
+		uvalues[3] = Int64GetDatum(job->call->total_tokens);
+		mana_ai_run_kept(tokens_sql, 4, utypes, 0, uvalues, NULL, SPI_OK_INSERT);
+	}
+	SPI_finish();
+	mana_ai_leave_user_scope(scope);
+	MemoryContextSwitchTo(t->cxt);
+	return true;
+}
+
+/* The backoff row, or the failed iteration once the attempts are used up. */
+static void
+save_failure(Tick *t, Job *job)
+{
+	int			attempts = job->attempts_before + 1;
+	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT8OID, TEXTOID};
+	Datum		values[6];
+	double		backoff = Min(3600.0, mana_ai_tick_interval * pow(2.0, attempts - 1));
+
+	if (attempts >= mana_ai_max_attempts)
+	{
+		JsonbParseState *state = NULL;
+
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		jb_push_text_member(&state, "name", job->fail_name);
+		jb_push_text_member(&state, "message", job->fail_message ? job->fail_message : "failed");
+		jb_push_text_member(&state, "phase", job->fail_phase);
+		if (tick_write_iteration(t, job, NULL,
+								 JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL))))
+			t->failed_iterations++;
+		return;
+	}
+
+	values[0] = CStringGetTextDatum(job->user_id);
+	values[1] = CStringGetTextDatum(job->mission_id);
+	values[2] = CStringGetTextDatum(job->slot);
+	values[3] = Int32GetDatum(attempts);
+	values[4] = Float8GetDatum(backoff);
+	values[5] = CStringGetTextDatum(job->fail_message ? job->fail_message : job->fail_phase);
+	tick_exec(t, "INSERT INTO mana_ai.mission_attempts"
+			  "       (user_id, mission_id, slot, attempts, next_attempt_at, last_error)"
+			  " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6)"
+			  " ON CONFLICT (user_id, mission_id) DO UPDATE"
+			  "   SET slot = EXCLUDED.slot, attempts = EXCLUDED.attempts,"
+			  "       next_attempt_at = EXCLUDED.next_attempt_at,"
+			  "       last_error = EXCLUDED.last_error, updated_at = now()",
+			  6, types, values, SPI_OK_INSERT, "record the failed attempt");
+}
+
+/*
+ * A failed attempt for this slot: back off exponentially from the tick
+ * interval (capped at an hour); after mana_ai.max_attempts write a failed
+ * iteration so the user sees it and the slot advances (SPEC 4.10).
+ */
+void
+tick_record_failure(Tick *t, Job *job)
+{
+	/* If saving raises, the caller counts and reports it: only once. */
+	save_failure(t, job);
+	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
+	tick_add_error(t, "mission %s: %s: %s", job->mission_id, job->fail_phase,
+				   job->fail_message ? job->fail_message : "failed");
+}

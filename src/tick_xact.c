@@ -1,0 +1,201 @@
+/*
+ * tick_xact.c: the transactions a tick runs in, and its lock.
+ *
+ * In the worker every phase is its own short transaction (tick_unit_*)
+ * and each mission's work its own transaction (tick_run_isolated); from
+ * SQL everything stays in the caller's transaction and each mission gets
+ * a subtransaction.  Owns the tick lock (an advisory lock per database:
+ * session-level in the worker, transaction-level from SQL) and what the
+ * worker does when an error ends its tick.  Must never leave a
+ * transaction open when it returns in the worker, and never swallow a
+ * query cancel: that is not a mission's failure.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "storage/lock.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+#include "tick_internal.h"
+
+/*
+ * One tick per database: pg_advisory lock (1835101793 = 'mana', 100); the
+ * refresh locks (1835101793, 1) and (1835101793, 2).
+ */
+bool
+tick_lock_try(TickMode mode)
+{
+	bool		got;
+
+	SPI_connect();
+	if (SPI_execute(mode == TICK_WORKER ?
+					"SELECT pg_catalog.pg_try_advisory_lock(1835101793, 100)" :
+					"SELECT pg_catalog.pg_try_advisory_xact_lock(1835101793, 100)",
+					false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "mana_ai: could not ask for the tick lock");
+	got = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool)
+									 {false}));
+	SPI_finish();
+	return got;
+}
+
+/*
+ * A worker transaction.  A background worker has no statements, so
+ * nothing advances the statement start time that StartTransaction copies
+ * into now(): without this, now() would stay at the worker's first
+ * transaction forever, and backoffs (next_attempt_at > now()), due
+ * missions and the token window would never move on.
+ */
+static void
+worker_xact_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+worker_xact_commit(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* The worker's session lock; from SQL the caller's transaction ends it. */
+void
+tick_lock_release(void)
+{
+	bool		in_xact = IsTransactionState();
+
+	if (!in_xact)
+		worker_xact_begin();
+	SPI_connect();
+	SPI_execute("SELECT pg_catalog.pg_advisory_unlock(1835101793, 100)", false, 1);
+	SPI_finish();
+	if (!in_xact)
+		worker_xact_commit();
+}
+
+/*
+ * An error ended the worker's tick (a phase's query failed, the LLM key
+ * file is unusable, a cancel): undo the open transaction, let go of the
+ * tick lock (the only session-level advisory lock the worker takes), and
+ * close the run as failed with the error, so it does not stay "running"
+ * until the next restart.  Then the error goes on up to the worker loop,
+ * which logs it and tries again later.  From SQL none of this is needed:
+ * the caller's transaction takes the run row and the lock with it.
+ */
+void
+tick_fail_worker_run(Tick *t)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(t->cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	LockReleaseSession(USER_LOCKMETHOD);
+
+	PG_TRY();
+	{
+		worker_xact_begin();
+		tick_runs_mark_failed(t->run_id, edata->message ? edata->message : "error");
+		worker_xact_commit();
+	}
+	PG_CATCH();
+	{
+		/* Nothing more to save: the original error is the one to report. */
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(t->cxt);
+	ReThrowError(edata);
+}
+
+/* A phase's unit of work: its own transaction in the worker. */
+void
+tick_unit_begin(Tick *t)
+{
+	if (t->mode == TICK_WORKER)
+		worker_xact_begin();
+	MemoryContextSwitchTo(t->cxt);
+}
+
+void
+tick_unit_commit(Tick *t)
+{
+	if (t->mode == TICK_WORKER)
+		worker_xact_commit();
+	MemoryContextSwitchTo(t->cxt);
+}
+
+/*
+ * Run fn for one mission so that its failure undoes only its own work:
+ * its own transaction in the worker, a subtransaction from SQL.  A query
+ * cancel is not a mission failure: it goes on up.
+ */
+bool
+tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
+{
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	if (t->mode == TICK_WORKER)
+		worker_xact_begin();
+	else
+		BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(t->cxt);
+
+	PG_TRY();
+	{
+		fn(t, job);
+		if (t->mode == TICK_WORKER)
+			worker_xact_commit();
+		else
+		{
+			ReleaseCurrentSubTransaction();
+			CurrentResourceOwner = owner;
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(t->cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		if (t->mode == TICK_WORKER)
+			AbortCurrentTransaction();
+		else
+		{
+			RollbackAndReleaseCurrentSubTransaction();
+			CurrentResourceOwner = owner;
+		}
+		*error = pstrdup(edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(t->cxt);
+	return ok;
+}
+
+/*
+ * One statement of the tick's own bookkeeping, in its own SPI
+ * connection; ERROR (saying what failed) unless SPI answers expected.
+ */
+void
+tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
+		  int expected, const char *what)
+{
+	SPI_connect();
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) != expected)
+		elog(ERROR, "mana_ai: could not %s", what);
+	SPI_finish();
+	MemoryContextSwitchTo(t->cxt);
+}
