@@ -138,8 +138,10 @@ mana_ai_define_gucs(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("mana_ai.llm_url",
 							   "Base URL of the OpenAI-compatible LLM endpoint (http or https).",
-							   NULL, &mana_ai_llm_url, "http://localhost:3020",
-							   PGC_SIGHUP, 0, check_llm_url, NULL, NULL);
+							   "Readable by superusers and pg_read_all_settings only (it may hold a credential); "
+							   "mana_ai.status shows it redacted.",
+							   &mana_ai_llm_url, "http://localhost:3020",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_llm_url, NULL, NULL);
 	DefineCustomStringVariable("mana_ai.llm_model",
 							   "Model name sent to the LLM.",
 							   NULL, &mana_ai_llm_model, "gpt-4o-mini",
