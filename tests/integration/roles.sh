@@ -100,9 +100,16 @@ for sql in "DELETE FROM mana_ai.tools" "UPDATE mana_ai.decrypt_audit SET reason 
            "SELECT mana_ai.llm_test_call('s', 'u', 1)" \
            "SELECT mana_ai.derive_mission_key(decode(repeat('ab', 32), 'hex'), '{}')" \
            "SELECT mana_ai.decrypt_input('carol', 'm1', 'notes', 'notes', 'n1')" \
+           "SELECT mana_ai.resolve_inputs('carol', 'm1')" "SELECT mana_ai.build_prompt('carol', 'm1')" \
            "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT"; do
     as mana_runner denied "$sql"
 done
+# retention's purge is granted, but from SQL the append-only guard refuses it
+if out=$(psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SET ROLE mana_runner" -c "SELECT mana_ai.purge_decrypt_audit(0)" 2>&1); then
+    fail "mana_runner purged the audit trail from SQL"
+fi
+case $out in *"append-only"*) ;; *) fail "purge_decrypt_audit from SQL failed for another reason: $out" ;; esac
+echo "ok - mana_runner cannot purge the audit trail from SQL (append-only guard)"
 # ... and EXECUTE on exactly the functions the tick's SQL calls (plus PUBLIC's).
 want="mana_ai.build_iteration(iteration_id text, started_at timestamp with time zone, finished_at timestamp with time zone, plan jsonb, error jsonb)
 mana_ai.iso_text(ts timestamp with time zone)
