@@ -95,6 +95,9 @@ SELECT mana_ai.iso_timestamp('2026-04-15T14:00:00.123456+02:00') = '2026-04-15 1
        mana_ai.iso_timestamp('2026-04-15T12:00:00') IS NULL AS zoneless_null,
        mana_ai.iso_timestamp('garbage') IS NULL AS garbage_null;
 
+-- a bare date names no zone, so it is refused like any zone-less stamp
+SELECT mana_ai.iso_timestamp('2026-04-15') IS NULL AS bare_date_null;
+
 -- replay_record: under the user's scope, whole history, empty user refused
 INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, created_at) VALUES
  ('ai', 'aiMissions', 'r1', 'alice', 'insert', '{"title": "a"}', '{"title": "2026-04-15T12:00:00Z"}', 'web', '2026-04-15 12:00:00+00'),

@@ -159,3 +159,8 @@ END;
 COMMENT ON FUNCTION mana_ai.purge_mission_runs(int) IS
     'Retention: delete mission_runs rows older than keep_minutes (the worker, mana_ai.mission_runs_retention)';
 REVOKE ALL ON FUNCTION mana_ai.record_mission_runs(bigint, jsonb), mana_ai.purge_mission_runs(int) FROM PUBLIC;
+
+-- ---- harden (issue 11): the decrypt audit is no longer PUBLIC ----
+-- read_decrypt_audit trusts app.current_user_id, which any session can
+-- set; only the application's role should get EXECUTE (README).
+REVOKE EXECUTE ON FUNCTION mana_ai.read_decrypt_audit(text, int) FROM PUBLIC;

@@ -13,6 +13,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/resowner.h"
 
@@ -73,6 +74,8 @@ audit_insert(const char *user_id, const char *mission_id, const char *iteration_
 /*
  * The audit must never fail the tick or the decrypt it records: run the
  * insert in an internal subtransaction and turn an error into a WARNING.
+ * A query cancel or statement_timeout is not the audit's failure: it is
+ * re-thrown, so the statement (or tick) ends as the canceller asked.
  */
 int64
 mana_ai_audit_write(const char *user_id, const char *mission_id, const char *iteration_id,
@@ -99,6 +102,9 @@ mana_ai_audit_write(const char *user_id, const char *mission_id, const char *ite
 
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
+		/* A cancel (or a pending one) ends the statement, as in the tick. */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || QueryCancelPending || ProcDiePending)
+			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);

@@ -34,8 +34,17 @@ char	   *mana_ai_timezone = NULL;
 int			mana_ai_audit_retention = 90 * 24 * 60;
 int			mana_ai_tick_runs_retention = 14 * 24 * 60;
 
+/*
+ * Every planner call in flight may buffer a whole answer: the product of
+ * llm_max_parallel and llm_max_response_size is capped (in kB).
+ */
+#define LLM_BUFFER_CAP_KB (256 * 1024)
+
 static bool check_timezone_name(char **newval, void **extra, GucSource source);
 static bool check_llm_url(char **newval, void **extra, GucSource source);
+static bool check_llm_buffer(int parallel, int size_kb);
+static bool check_llm_max_parallel(int *newval, void **extra, GucSource source);
+static bool check_llm_max_response_size(int *newval, void **extra, GucSource source);
 
 /* Accept only zone names the server's own tz database knows. */
 static bool
@@ -62,6 +71,39 @@ check_llm_url(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Each hook checks its new value against the other's current one, so the
+ * cap holds whatever order a reload applies them in.  The price: a reload
+ * that lowers one and raises the other may refuse the raise when it comes
+ * first (logged with the hint below); the next reload applies it.  At
+ * server start llm_max_parallel is defined, and so applied, first, against
+ * the default llm_max_response_size (256 x 1MB is within the cap).
+ */
+static bool
+check_llm_buffer(int parallel, int size_kb)
+{
+	if ((int64) parallel * size_kb <= LLM_BUFFER_CAP_KB)
+		return true;
+	GUC_check_errdetail("mana_ai.llm_max_parallel (%d) times mana_ai.llm_max_response_size (%d kB) "
+						"would let the LLM calls buffer up to " INT64_FORMAT " MB; the limit is %d MB.",
+						parallel, size_kb, (int64) parallel * size_kb / 1024,
+						LLM_BUFFER_CAP_KB / 1024);
+	GUC_check_errhint("Lower the other parameter first (and reload), then raise this one.");
+	return false;
+}
+
+static bool
+check_llm_max_parallel(int *newval, void **extra, GucSource source)
+{
+	return check_llm_buffer(*newval, mana_ai_llm_max_response_size);
+}
+
+static bool
+check_llm_max_response_size(int *newval, void **extra, GucSource source)
+{
+	return check_llm_buffer(mana_ai_llm_max_parallel, *newval);
 }
 
 void
@@ -96,8 +138,10 @@ mana_ai_define_gucs(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("mana_ai.llm_url",
 							   "Base URL of the OpenAI-compatible LLM endpoint (http or https).",
-							   NULL, &mana_ai_llm_url, "http://localhost:3020",
-							   PGC_SIGHUP, 0, check_llm_url, NULL, NULL);
+							   "Readable by superusers and pg_read_all_settings only (it may hold a credential); "
+							   "mana_ai.status shows it redacted.",
+							   &mana_ai_llm_url, "http://localhost:3020",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_llm_url, NULL, NULL);
 	DefineCustomStringVariable("mana_ai.llm_model",
 							   "Model name sent to the LLM.",
 							   NULL, &mana_ai_llm_model, "gpt-4o-mini",
@@ -116,12 +160,14 @@ mana_ai_define_gucs(void)
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("mana_ai.llm_max_parallel",
 							"Planner calls in flight at once.",
-							NULL, &mana_ai_llm_max_parallel, 8, 1, 256,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
+							"Times mana_ai.llm_max_response_size at most 256MB.",
+							&mana_ai_llm_max_parallel, 8, 1, 256,
+							PGC_SIGHUP, 0, check_llm_max_parallel, NULL, NULL);
 	DefineCustomIntVariable("mana_ai.llm_max_response_size",
 							"Largest LLM answer accepted.",
-							NULL, &mana_ai_llm_max_response_size, 1024, 1, 1024 * 1024,
-							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+							"Times mana_ai.llm_max_parallel at most 256MB.",
+							&mana_ai_llm_max_response_size, 1024, 1, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, check_llm_max_response_size, NULL, NULL);
 	DefineCustomStringVariable("mana_ai.llm_key_file",
 							   "File holding the LLM bearer key (empty: no Authorization header).",
 							   NULL, &mana_ai_llm_key_file, "",

@@ -2,7 +2,8 @@
  * status.c: the worker's state as a row, for the mana_ai.status view.
  *
  * Owns reading ManaAiShared for SQL.  Must never return a key, a key
- * file's content or anything a user wrote.
+ * file's content, a credential in mana_ai.llm_url or anything a user
+ * wrote.
  */
 #include "postgres.h"
 
@@ -12,6 +13,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "core/url_redact.h"
 #include "guc.h"
 #include "shmem.h"
 
@@ -67,6 +69,11 @@ mana_ai_worker_state(PG_FUNCTION_ARGS)
 	values[9] = BoolGetDatum(extension_missing);
 	/* Only whether grants can be unwrapped; never the path or the key. */
 	values[10] = BoolGetDatum(mana_ai_private_key_file != NULL && mana_ai_private_key_file[0] != '\0');
-	values[11] = CStringGetTextDatum(mana_ai_llm_url);
+	/* Never a user:password or a query string the URL may carry. */
+	{
+		size_t		size = URL_REDACT_SIZE(strlen(mana_ai_llm_url));
+
+		values[11] = CStringGetTextDatum(url_redact(mana_ai_llm_url, palloc(size), size));
+	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

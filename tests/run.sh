@@ -3,7 +3,9 @@
 #
 #   1. install missing Debian packages (tests/deps.sh)
 #   2. build with -Wall -Wextra -Werror and stage-install (tests/lib/stage.sh)
-#   3. unit tests of the Postgres-free code (tests/unit)
+#   3. unit tests of the Postgres-free code (tests/unit), then every
+#      libFuzzer target (tests/fuzz/fuzz_*.c) for a bounded time from the
+#      committed seeds (a crash fails it and prints the reproducer)
 #   4. in a throwaway cluster without preload: pg_regress (installcheck)
 #      and every pgTAP suite through pg_prove
 #   5. each tests/integration/*.sh in its own cluster without preload
@@ -65,6 +67,35 @@ if make -s -C tests/unit all > "$logs/unit-build.log" 2>&1; then
     done
 else
     flunk unit-build "$logs/unit-build.log"
+fi
+
+# Every tests/fuzz/fuzz_*.c from the committed seeds (a fresh corpus each
+# run), one after another: 20 s each, less when there are more than five
+# targets, so the step stays under about two minutes.
+fuzz_names=()
+for src in tests/fuzz/fuzz_*.c; do
+    [ -f "$src" ] || continue
+    wanted "fuzz/$(basename "$src" .c)" && fuzz_names+=("$(basename "$src" .c)")
+done
+if [ ${#fuzz_names[@]} -gt 0 ]; then
+    fuzz_secs=$(( ${FUZZ_BUDGET:-100} / ${#fuzz_names[@]} ))
+    [ $fuzz_secs -gt 20 ] && fuzz_secs=20
+    [ $fuzz_secs -lt 5 ] && fuzz_secs=5
+    echo "== fuzzers (libFuzzer, ASan, UBSan; ${fuzz_secs} s per target)"
+    rm -rf "$out/fuzz"; mkdir -p "$out/fuzz"
+    if bash tests/fuzz/run.sh --build-only 0 "${fuzz_names[@]}" > "$logs/fuzz-build.log" 2>&1; then
+        for f in "${fuzz_names[@]}"; do
+            if FUZZ_CORPUS_DIR=$out/fuzz timeout $((fuzz_secs + 60)) \
+                   bash tests/fuzz/run.sh --no-build "$fuzz_secs" "$f" > "$logs/fuzz-$f.log" 2>&1; then
+                pass "fuzz/$f ($(sed -n "s/^ok $f (\(.*\))$/\1/p" "$logs/fuzz-$f.log"))"
+            else
+                flunk "fuzz/$f" "$logs/fuzz-$f.log"
+                grep -E '^  reproducer:' "$logs/fuzz-$f.log" | sed 's/^/  /' || true
+            fi
+        done
+    else
+        flunk fuzz-build "$logs/fuzz-build.log"
+    fi
 fi
 
 echo "== pg_regress and pgTAP (cluster without preload)"

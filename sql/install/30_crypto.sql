@@ -1,7 +1,6 @@
 -- 30_crypto.sql: mission grants, field decryption, the decrypt audit
 -- (SPEC 5, 6, 9).  mana_ai.decrypt_audit itself is in 00_schema.sql.
--- None of these functions is executable by PUBLIC (99_privileges.sql)
--- except read_decrypt_audit, which only ever shows the caller's rows.
+-- None of these functions is executable by PUBLIC (99_privileges.sql).
 
 CREATE FUNCTION mana_ai.grant_status("grant" jsonb) RETURNS text
     LANGUAGE c VOLATILE STRICT
@@ -30,9 +29,10 @@ CREATE FUNCTION mana_ai.audit_decrypt(user_id text, mission_id text, iteration_i
 COMMENT ON FUNCTION mana_ai.audit_decrypt(text, text, text, text, text, text, text) IS
     'Append one decrypt_audit row (status ok, failed or scope-violation) under the row user''s scope; returns its id';
 
--- SECURITY DEFINER so that PUBLIC may call it without SELECT on the
--- table; the explicit user filter keeps it scoped even when the owner is
--- a superuser (who is not subject to row-level security).
+-- SECURITY DEFINER so that the application's role may call it without
+-- SELECT on the table; the explicit user filter keeps it scoped even when
+-- the owner is a superuser (who is not subject to row-level security).
+-- It trusts app.current_user_id, so it is granted to nobody by default.
 CREATE FUNCTION mana_ai.read_decrypt_audit(mission_id text DEFAULT NULL, max_rows int DEFAULT 200)
     RETURNS SETOF mana_ai.decrypt_audit
     LANGUAGE plpgsql STABLE SECURITY DEFINER

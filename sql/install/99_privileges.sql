@@ -1,6 +1,6 @@
 -- 99_privileges.sql: runs last.  PUBLIC gets nothing that reads another
 -- user's data or decrypts (SPEC 9); the README shows the GRANTs for an
--- operator role and for the worker's role.
+-- operator role, the application's role and the worker's role.
 
 REVOKE ALL ON ALL TABLES IN SCHEMA mana_ai FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA mana_ai FROM PUBLIC;
@@ -14,5 +14,7 @@ GRANT SELECT ON mana_ai.tools TO PUBLIC;
 GRANT EXECUTE ON FUNCTION mana_ai.next_run_at(jsonb, timestamptz),
                           mana_ai.next_run_at_in(jsonb, timestamptz, text) TO PUBLIC;
 
--- Each user reads only their own audit rows (row-level security).
-GRANT EXECUTE ON FUNCTION mana_ai.read_decrypt_audit(text, int) TO PUBLIC;
+-- read_decrypt_audit is granted to nobody: it shows whichever user
+-- app.current_user_id names, and any session can set that.  Only the
+-- application's role, which sets it per request, should call it (the
+-- README shows the GRANT).

@@ -142,6 +142,9 @@ iso8601_parse(const char *s, size_t len, int64_t *unix_usec)
 	if (month < 1 || month > 12 || day < 1 || day > civil_days_in_month(year, month))
 		return false;
 
+	/* A bare date has no zone either: which midnight it means is unknown. */
+	if (at_end(&sc))
+		return false;
 	if (!at_end(&sc))
 	{
 		if (!(take_char(&sc, 'T') || take_char(&sc, 't') || take_char(&sc, ' ')))

@@ -14,10 +14,10 @@
 
 /*
  * Parse "YYYY-MM-DD[T ]HH:MM[:SS[.fraction]](Z|+HH:MM|-HH:MM|+HHMM|+HH)"
- * (a bare date "YYYY-MM-DD" is midnight UTC) into microseconds since
- * 1970-01-01T00:00:00Z.  Fractions beyond microseconds are truncated.
- * Returns false (and leaves *unix_usec alone) for anything else,
- * including out-of-range fields and a missing zone designator.
+ * into microseconds since 1970-01-01T00:00:00Z.  Fractions beyond
+ * microseconds are truncated.  Returns false (and leaves *unix_usec
+ * alone) for anything else, including out-of-range fields and a missing
+ * zone designator (so a bare date "YYYY-MM-DD" is refused too).
  */
 extern bool iso8601_parse(const char *s, size_t len, int64_t *unix_usec);
 

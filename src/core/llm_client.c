@@ -158,28 +158,65 @@ fail_call(LlmBatch *b, Call *call, const char *fmt_reason)
 	finish_call(b, call, false);
 }
 
+/*
+ * curl_easy_setopt on h; on failure name the option in call's error and
+ * leave the function (a transfer missing an option, say the size cap or
+ * "no redirects", must not run).
+ */
+#define EASY_SETOPT(h, opt, val) \
+	do { \
+		CURLcode	setopt_rc_ = curl_easy_setopt((h), (opt), (val)); \
+		if (setopt_rc_ != CURLE_OK) \
+		{ \
+			snprintf(call->req->error, LLM_ERROR_LEN, "could not set %s on the transfer: %s", \
+					 #opt, curl_easy_strerror(setopt_rc_)); \
+			goto setopt_failed; \
+		} \
+	} while (0)
+
+/* NULL with call->req->error set when the handle cannot be set up. */
 static CURL *
 new_easy_handle(LlmBatch *b, Call *call)
 {
 	CURL	   *h = curl_easy_init();
 
 	if (h == NULL)
+	{
+		snprintf(call->req->error, LLM_ERROR_LEN, "out of memory preparing the request");
 		return NULL;
-	curl_easy_setopt(h, CURLOPT_URL, b->endpoint);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_POST, 1L);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(call->body));
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, b->headers);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "mana_ai/0.1");
-	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) b->max_response_bytes);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_answer);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, call);
-	curl_easy_setopt(h, CURLOPT_PRIVATE, call);
+	}
+	EASY_SETOPT(h, CURLOPT_URL, b->endpoint);
+	EASY_SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	EASY_SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	EASY_SETOPT(h, CURLOPT_FOLLOWLOCATION, 0L);
+	EASY_SETOPT(h, CURLOPT_NOSIGNAL, 1L);
+	EASY_SETOPT(h, CURLOPT_POST, 1L);
+	EASY_SETOPT(h, CURLOPT_POSTFIELDS, call->body);
+	EASY_SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(call->body));
+	EASY_SETOPT(h, CURLOPT_HTTPHEADER, b->headers);
+	EASY_SETOPT(h, CURLOPT_USERAGENT, "mana_ai/0.1");
+	EASY_SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) b->max_response_bytes);
+	EASY_SETOPT(h, CURLOPT_WRITEFUNCTION, collect_answer);
+	EASY_SETOPT(h, CURLOPT_WRITEDATA, call);
+	EASY_SETOPT(h, CURLOPT_PRIVATE, call);
 	return h;
+
+setopt_failed:
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+/* The per-attempt timeouts; false (call's error set) when one is refused. */
+static bool
+set_attempt_timeouts(LlmBatch *b, Call *call, long remaining_ms)
+{
+	EASY_SETOPT(call->easy, CURLOPT_TIMEOUT_MS, remaining_ms);
+	EASY_SETOPT(call->easy, CURLOPT_CONNECTTIMEOUT_MS,
+				remaining_ms < b->connect_timeout_ms ? remaining_ms : b->connect_timeout_ms);
+	return true;
+
+setopt_failed:
+	return false;
 }
 
 /* Start (or restart) one attempt; false when it finished the call instead. */
@@ -194,10 +231,12 @@ start_attempt(LlmBatch *b, Call *call, double now)
 		call->deadline = now + b->timeout_ms / 1000.0;
 		call->body = llm_build_chat_request(b->model, b->temperature,
 											call->req->system, call->req->user);
+		if (call->body == NULL)
+			snprintf(call->req->error, LLM_ERROR_LEN, "out of memory preparing the request");
 		call->easy = call->body ? new_easy_handle(b, call) : NULL;
 		if (call->easy == NULL)
 		{
-			fail_call(b, call, "out of memory preparing the request");
+			finish_call(b, call, false);
 			return false;
 		}
 	}
@@ -209,9 +248,11 @@ start_attempt(LlmBatch *b, Call *call, double now)
 	}
 	call->answer_len = 0;
 	call->too_large = false;
-	curl_easy_setopt(call->easy, CURLOPT_TIMEOUT_MS, remaining_ms);
-	curl_easy_setopt(call->easy, CURLOPT_CONNECTTIMEOUT_MS,
-					 remaining_ms < b->connect_timeout_ms ? remaining_ms : b->connect_timeout_ms);
+	if (!set_attempt_timeouts(b, call, remaining_ms))
+	{
+		finish_call(b, call, false);
+		return false;
+	}
 	if (curl_multi_add_handle(b->multi, call->easy) != CURLM_OK)
 	{
 		fail_call(b, call, "could not start the transfer");
@@ -412,6 +453,7 @@ llm_batch_create(const LlmClientConfig *cfg, LlmRequest *reqs, int n,
 {
 	LlmBatch   *b;
 	size_t		ulen;
+	CURLMcode	mrc;
 	int			i;
 
 	if (!llm_client_global_init())
@@ -471,7 +513,14 @@ llm_batch_create(const LlmClientConfig *cfg, LlmRequest *reqs, int n,
 	if (b->rng == 0)
 		b->rng = 88172645463325252ULL;
 	/* Reuse connections but keep at most max_parallel of them busy. */
-	curl_multi_setopt(b->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) b->max_parallel);
+	mrc = curl_multi_setopt(b->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) b->max_parallel);
+	if (mrc != CURLM_OK)
+	{
+		snprintf(errbuf, errlen, "could not set CURLMOPT_MAX_TOTAL_CONNECTIONS: %s",
+				 curl_multi_strerror(mrc));
+		llm_batch_free(b);
+		return NULL;
+	}
 
 	b->ncalls = n;
 	for (i = 0; i < n; i++)

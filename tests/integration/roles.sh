@@ -5,9 +5,13 @@
 #    (used by every worker test) applies: they cannot drift apart;
 #  - with it, a NOBYPASSRLS role runs a whole tick (SQL path) and writes a
 #    plan through sync_changes' row-level security;
+#  - the worker's role can EXECUTE exactly the functions the tick's SQL
+#    calls, and not audit_decrypt, decrypt_input, llm_test_call,
+#    derive_mission_key or read_decrypt_audit;
 #  - the operator block lets mana_ops read the ops views and nothing that
 #    decrypts or reads snapshots directly;
-#  - PUBLIC gets only what 99_privileges.sql lists.
+#  - the application block lets mana_app read one user's decrypt audit;
+#  - PUBLIC gets only what 99_privileges.sql lists (no decrypt audit).
 # Runs inside with_cluster.sh (no preload), cwd = repo root.
 set -euo pipefail
 . tests/lib/common.sh
@@ -27,8 +31,10 @@ statements() { sed 's/--.*//' | tr '\n' ' ' | tr -s ' ' | sed 's/; */;\n/g' | se
 
 worker_block=$(readme_sql "The worker's role")
 ops_block=$(readme_sql "An operator role")
+app_block=$(readme_sql "The application's role")
 [ -n "$worker_block" ] || fail "README has no SQL block under 'The worker's role'"
 [ -n "$ops_block" ] || fail "README has no SQL block under 'An operator role'"
+[ -n "$app_block" ] || fail "README has no SQL block under 'The application's role'"
 diff <(echo "$worker_block" | statements) \
      <(sed 's/:"runner"/mana_runner/g' tests/fixtures/runner_role.sql | statements) \
     || fail "README worker GRANTs differ from tests/fixtures/runner_role.sql"
@@ -38,10 +44,11 @@ setup_mana_sync "$db"
 q postgres -c "CREATE ROLE mana_runner LOGIN NOBYPASSRLS" -c "CREATE ROLE nobody LOGIN" >/dev/null
 echo "$worker_block" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
 echo "$ops_block" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
-q postgres -c "CREATE ROLE ops_alice LOGIN IN ROLE mana_ops" >/dev/null
+echo "$app_block" | psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
+q postgres -c "CREATE ROLE ops_alice LOGIN IN ROLE mana_ops" -c "CREATE ROLE app_server LOGIN IN ROLE mana_app" >/dev/null
 # (sessions below connect as the superuser and SET ROLE: the privileges
 # checked are the role's, and the cluster has no passwords)
-echo "ok - both README blocks run as written"
+echo "ok - the three README blocks run as written"
 
 # as ROLE: run SQL; expect success (ok) or a permission error (denied)
 as() {
@@ -66,14 +73,21 @@ done
 for sql in "SELECT count(*) FROM mana_ai.mission_snapshots" "SELECT count(*) FROM mana_ai.decrypt_audit" \
            "SELECT mana_ai.grant_status('{}')" "SELECT mana_ai.resolve_inputs('alice', 'm1')" \
            "SELECT mana_ai.build_prompt('alice', 'm1')" "SELECT * FROM mana_ai.refresh_snapshots()" \
-           "DELETE FROM mana_ai.tick_runs" "SELECT count(*) FROM public.sync_changes"; do
+           "DELETE FROM mana_ai.tick_runs" "SELECT count(*) FROM public.sync_changes" \
+           "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT"; do
     as ops_alice denied "$sql"
 done
-# PUBLIC: the tool catalog, cadence arithmetic, own audit rows; no tick
+# The application's role reads one user's decrypt audit, and nothing else.
+as app_server ok "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT"
+for sql in "SELECT count(*) FROM mana_ai.decrypt_audit" "SELECT count(*) FROM mana_ai.status" \
+           "SELECT mana_ai.decrypt_input('carol', 'm1', 'notes', 'notes', 'n1')"; do
+    as app_server denied "$sql"
+done
+# PUBLIC: the tool catalog, cadence arithmetic; no audit trail, no tick
 as nobody ok "SELECT count(*) FROM mana_ai.tools"
 as nobody ok "SELECT mana_ai.next_run_at('{\"kind\": \"interval\", \"everyMinutes\": 5}', now()) IS NOT NULL"
-as nobody ok "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT"
-for sql in "SELECT mana_ai_tick()" "SELECT count(*) FROM mana_ai.status" "SELECT count(*) FROM mana_ai.missions" \
+for sql in "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT" \
+           "SELECT mana_ai_tick()" "SELECT count(*) FROM mana_ai.status" "SELECT count(*) FROM mana_ai.missions" \
            "SELECT count(*) FROM mana_ai.tick_runs" "SELECT mana_ai.metrics_prometheus()"; do
     as nobody denied "$sql"
 done
@@ -81,9 +95,38 @@ done
 # The worker's role has no more than it needs.
 for sql in "DELETE FROM mana_ai.tools" "UPDATE mana_ai.decrypt_audit SET reason = 'x'" \
            "DELETE FROM mana_ai.decrypt_audit" "DELETE FROM mana_ai.snapshot_horizon" \
-           "UPDATE public.sync_changes SET op = 'delete'" "DELETE FROM public.sync_changes"; do
+           "UPDATE public.sync_changes SET op = 'delete'" "DELETE FROM public.sync_changes" \
+           "SELECT mana_ai.audit_decrypt('carol', 'm1', NULL, 'notes', 'n1', 'ok')" \
+           "SELECT mana_ai.llm_test_call('s', 'u', 1)" \
+           "SELECT mana_ai.derive_mission_key(decode(repeat('ab', 32), 'hex'), '{}')" \
+           "SELECT mana_ai.decrypt_input('carol', 'm1', 'notes', 'notes', 'n1')" \
+           "SELECT mana_ai.resolve_inputs('carol', 'm1')" "SELECT mana_ai.build_prompt('carol', 'm1')" \
+           "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT"; do
     as mana_runner denied "$sql"
 done
+# retention's purge is granted, but from SQL the append-only guard refuses it
+if out=$(psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SET ROLE mana_runner" -c "SELECT mana_ai.purge_decrypt_audit(0)" 2>&1); then
+    fail "mana_runner purged the audit trail from SQL"
+fi
+case $out in *"append-only"*) ;; *) fail "purge_decrypt_audit from SQL failed for another reason: $out" ;; esac
+echo "ok - mana_runner cannot purge the audit trail from SQL (append-only guard)"
+# ... and EXECUTE on exactly the functions the tick's SQL calls (plus PUBLIC's).
+want="mana_ai.build_iteration(iteration_id text, started_at timestamp with time zone, finished_at timestamp with time zone, plan jsonb, error jsonb)
+mana_ai.iso_text(ts timestamp with time zone)
+mana_ai.iso_timestamp(stamp text)
+mana_ai.next_run_at(cadence jsonb, from_ts timestamp with time zone)
+mana_ai.next_run_at_in(cadence jsonb, from_ts timestamp with time zone, zone text)
+mana_ai.purge_decrypt_audit(keep_minutes integer)
+mana_ai.refresh_horizon()
+mana_ai.snapshot_users_since(table_name text, since timestamp with time zone)
+public.mana_ai_tick()"
+got=$(q "$db" -c "SELECT format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) COLLATE \"C\"
+                    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                   WHERE (n.nspname = 'mana_ai' OR p.proname LIKE 'mana\\_ai%')
+                     AND has_function_privilege('mana_runner', p.oid, 'EXECUTE')
+                   ORDER BY 1")
+[ "$got" = "$want" ] || fail "the worker's role may execute: $got"
+echo "ok - mana_runner may execute exactly the tick's functions"
 
 # The worker's role, without BYPASSRLS, runs a whole tick.
 start_mock_llm

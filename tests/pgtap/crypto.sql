@@ -24,8 +24,8 @@ SELECT ok(NOT has_function_privilege('public', p.oid, 'EXECUTE'), 'PUBLIC cannot
  WHERE p.pronamespace = 'mana_ai'::regnamespace
    AND p.proname IN ('grant_status', 'derive_mission_key', 'decrypt_input', 'audit_decrypt', 'resolve_inputs')
  ORDER BY p.proname;
-SELECT ok(has_function_privilege('public', 'mana_ai.read_decrypt_audit(text, int)', 'EXECUTE'),
-          'PUBLIC may execute read_decrypt_audit (it only shows the caller''s rows)');
+SELECT ok(NOT has_function_privilege('public', 'mana_ai.read_decrypt_audit(text, int)', 'EXECUTE'),
+          'PUBLIC cannot execute read_decrypt_audit (it trusts app.current_user_id, which anyone can set)');
 
 -- SPEC 5.2: the golden vector, order independence, rejections
 SELECT is(encode(mana_ai.derive_mission_key(decode('0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20', 'hex'),
@@ -125,8 +125,8 @@ SET LOCAL ROLE crypto_nobody;
 SELECT throws_ok($$SELECT mana_ai.decrypt_input('u1', 'mission-abc', 'notes', 'notes', 'n1')$$,
           '42501', NULL, 'a role without rights cannot call decrypt_input');
 SELECT throws_ok($$SELECT mana_ai.grant_status('{}')$$, '42501', NULL, '... nor grant_status');
-SELECT is((SELECT count(*) FROM mana_ai.read_decrypt_audit('m2', 1)), 1::bigint,
-          'but may read its own user''s audit through read_decrypt_audit');
+SELECT throws_ok($$SELECT count(*) FROM mana_ai.read_decrypt_audit('m2', 1)$$,
+          '42501', NULL, '... nor read_decrypt_audit (granted to the application''s role only)');
 RESET ROLE;
 SET LOCAL ROLE crypto_reader;
 SELECT set_config('app.current_user_id', 'u1', true) \g /dev/null

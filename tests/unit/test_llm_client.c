@@ -455,6 +455,50 @@ test_failures(void)
 	free_requests(r, 1);
 }
 
+/*
+ * A refused curl_easy_setopt fails that call with the option's name, and
+ * nothing is sent: an over-long URL (libcurl refuses strings over 8 MB)
+ * and a size cap libcurl cannot take (a transfer without its cap must
+ * not run).
+ */
+static void
+test_setopt_refused(void)
+{
+	LlmClientConfig cfg = base_config();
+	LlmRequest *r;
+	size_t		n = 9 * 1000 * 1000;
+	char	   *long_url = malloc(n + 1);
+	int			before;
+
+	memcpy(long_url, mock_url, strlen(mock_url));
+	memset(long_url + strlen(mock_url), 'a', n - strlen(mock_url));
+	long_url[n] = '\0';
+	before = mock_stat("requests");
+	cfg.url = long_url;
+	r = make_requests(1, "x");
+	run_one(&cfg, r);
+	ok(!r[0].ok && strstr(r[0].error, "CURLOPT_URL") && r[0].attempts == 0,
+	   "URL libcurl refuses: the call fails naming the option: %.80s", r[0].error);
+	free_requests(r, 1);
+	free(long_url);
+
+	cfg = base_config();
+	cfg.max_response_bytes = SIZE_MAX;
+	r = make_requests(2, "x");
+	llm_client_run(&cfg, r, 2, NULL, NULL);
+	ok(!r[0].ok && !r[1].ok && strstr(r[0].error, "CURLOPT_MAXFILESIZE_LARGE") &&
+	   r[0].attempts == 0, "size cap libcurl refuses: every call fails: %s", r[0].error);
+	ok(mock_stat("requests") == before, "nothing reached the endpoint (%d requests before, %d after)",
+	   before, mock_stat("requests"));
+	free_requests(r, 2);
+
+	cfg = base_config();
+	r = make_requests(1, "x");
+	run_one(&cfg, r);
+	ok(r[0].ok, "the next batch with a sane configuration succeeds");
+	free_requests(r, 1);
+}
+
 static void
 test_bearer(void)
 {
@@ -554,6 +598,7 @@ main(void)
 	test_concurrency();
 	test_retries();
 	test_failures();
+	test_setopt_refused();
 	test_bearer();
 	test_abort();
 	stop_mock();

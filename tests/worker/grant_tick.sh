@@ -126,10 +126,13 @@ want="u1 mission-abc t notes n1 ok | u1 mission-abc t tasks t1 ok | u1 mission-a
 [ "$(q mana_sync -c "SELECT count(*) FROM mana_ai.decrypt_audit a, mana_ai.tick_runs t
                      WHERE t.plans_written_back > 0 AND a.ts BETWEEN t.started_at AND t.finished_at")" = 3 ] \
     || fail "decrypt_audit.ts is not the time of the tick"
-# Seen by the user through the RLS-scoped reader, by nobody else.
-[ "$(q mana_sync -c "SET ROLE mana_runner; SELECT set_config('app.current_user_id', 'u1', false); SELECT count(*) FROM mana_ai.read_decrypt_audit('mission-abc')" | tail -1)" = 3 ] \
+# Seen by the user through the RLS-scoped reader (the application's role
+# of the README), by nobody else.
+q mana_sync -c "CREATE ROLE mana_app NOLOGIN" -c "GRANT USAGE ON SCHEMA mana_ai TO mana_app" \
+    -c "GRANT EXECUTE ON FUNCTION mana_ai.read_decrypt_audit(text, int) TO mana_app" >/dev/null
+[ "$(q mana_sync -c "SET ROLE mana_app; SELECT set_config('app.current_user_id', 'u1', false); SELECT count(*) FROM mana_ai.read_decrypt_audit('mission-abc')" | tail -1)" = 3 ] \
     || fail "read_decrypt_audit does not show u1 the three rows"
-[ "$(q mana_sync -c "SET ROLE mana_runner; SELECT set_config('app.current_user_id', 'u2', false); SELECT count(*) FROM mana_ai.read_decrypt_audit()" | tail -1)" = 0 ] \
+[ "$(q mana_sync -c "SET ROLE mana_app; SELECT set_config('app.current_user_id', 'u2', false); SELECT count(*) FROM mana_ai.read_decrypt_audit()" | tail -1)" = 0 ] \
     || fail "read_decrypt_audit shows u1's rows to u2"
 metric() { q mana_sync -c "SELECT coalesce(sum(value), 0) FROM mana_ai.metrics WHERE name = '$1' AND labels @> '$2'"; }
 [ "$(metric mana_ai_decrypts_total '{"table": "notes"}')" = 1 ] || fail "mana_ai_decrypts_total{table=notes}"
