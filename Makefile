@@ -71,6 +71,6 @@ unit:
 
 # The PGXN release zip, as pgvector makes it: what HEAD holds (committed
 # files only, so never a build product), under mana_ai-VERSION/.
-DISTFILE ?= $(EXTENSION)-$(EXTVERSION).zip
+DISTFILE ?= mana_ai-$(EXTVERSION).zip
 dist:
-	git archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION)/ -o $(DISTFILE) HEAD
+	git archive --format zip --prefix=mana_ai-$(EXTVERSION)/ -o $(DISTFILE) HEAD

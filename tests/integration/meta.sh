@@ -52,6 +52,13 @@ else:
         problems.append("provides.mana_ai.file %r does not exist" % prov.get("file"))
     if "docfile" in prov and not os.path.isfile(os.path.join(root, prov["docfile"])):
         problems.append("provides.mana_ai.docfile does not exist")
+# every extension of the repository, each at its control file's version
+for ctl in sorted(f for f in os.listdir(root) if f.endswith(".control")):
+    ext = ctl[:-len(".control")]
+    want = re.search(r"^default_version\s*=\s*'([^']*)'", open(os.path.join(root, ctl)).read(), re.M).group(1)
+    got = meta.get("provides", {}).get(ext, {})
+    if got.get("version") != want or got.get("file") != ctl:
+        problems.append("provides.%s is %r, wanted file %s version %s" % (ext, got, ctl, want))
 if meta.get("prereqs", {}).get("runtime", {}).get("requires", {}).get("PostgreSQL") != "15.0.0":
     problems.append("prereqs.runtime.requires.PostgreSQL is not 15.0.0")
 for k in meta:
