@@ -32,8 +32,10 @@ SELECT substr(o.option_name, 2)::int AS partition,
 COMMENT ON VIEW mana_ai_proxy.shards IS
     'The shard map: partitions p0..pN-1 of the PL/Proxy SQL/MED server mana_sync (connection strings hold no password)';
 
+-- SECURITY DEFINER: anyone may know how many shards there are, not
+-- their connection strings.
 CREATE FUNCTION mana_ai_proxy.partition_count() RETURNS int
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     RETURN (SELECT count(*)::int FROM mana_ai_proxy.shards);
 COMMENT ON FUNCTION mana_ai_proxy.partition_count() IS
@@ -716,7 +718,8 @@ COMMENT ON PROCEDURE mana_ai_proxy.move_user(text, int, int) IS
 -- mapping); ticks and moves are for whoever may run them on the shards.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mana_ai_proxy FROM PUBLIC;
 REVOKE ALL ON PROCEDURE mana_ai_proxy.move_user(text, int, int) FROM PUBLIC;
+-- PUBLIC gets only the pure arithmetic: the shard map holds connection
+-- strings and placement names moved users, so both are for the roles the
+-- DBA grants them to (docs/scale-out.md).
 GRANT USAGE ON SCHEMA mana_ai_proxy TO PUBLIC;
-GRANT EXECUTE ON FUNCTION mana_ai_proxy.partition_count(), mana_ai_proxy.home_partition(text),
-                          mana_ai_proxy.partition_of(text) TO PUBLIC;
-GRANT SELECT ON mana_ai_proxy.shards, mana_ai_proxy.placement TO PUBLIC;
+GRANT EXECUTE ON FUNCTION mana_ai_proxy.partition_count(), mana_ai_proxy.home_partition(text) TO PUBLIC;

@@ -92,6 +92,15 @@ pq "CREATE SERVER mana_sync FOREIGN DATA WRAPPER plproxy OPTIONS (
         p1 'host=localhost port=${ports[1]} dbname=mana_sync connect_timeout=3')"
 pq "CREATE USER MAPPING FOR PUBLIC SERVER mana_sync OPTIONS (user 'postgres', password '$PGPASSWORD')"
 eq "$(pq "SELECT string_agg(shard || '=' || partition, ',' ORDER BY partition) FROM mana_ai_proxy.shards")" "p0=0,p1=1" "shard map"
+# PUBLIC may place a user by the hash, but reads neither the map's
+# connection strings nor who was moved
+pq "CREATE ROLE proxy_nobody" >/dev/null
+eq "$(pq "SET ROLE proxy_nobody; SELECT mana_ai_proxy.partition_count() || ':' || mana_ai_proxy.home_partition('u001')")" \
+   "2:$(pq "SELECT hashtext('u001') & 1")" "PUBLIC's routing arithmetic"
+for obj in "SELECT count(*) FROM mana_ai_proxy.shards" "SELECT count(*) FROM mana_ai_proxy.placement" \
+           "SELECT mana_ai_proxy.partition_of('u001')"; do
+    if pq "SET ROLE proxy_nobody; $obj" >/dev/null 2>&1; then fail "PUBLIC could run: $obj"; fi
+done
 
 # ---- 200 users placed by the routing function, two due missions each
 users_sql="SELECT 'u' || lpad(i::text, 3, '0') AS u FROM generate_series(1, 200) i"
