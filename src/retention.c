@@ -1,6 +1,7 @@
 /*
- * retention.c: keeps tick_runs, decrypt_audit, the token ledger and the
- * retry state of deleted missions from growing without bound (SPEC 9a).
+ * retention.c: keeps tick_runs, mission_runs, decrypt_audit, the token
+ * ledger and the retry state of deleted missions from growing without
+ * bound (SPEC 9a).
  *
  * Owns the only DELETE the decrypt_audit guard lets through: it lifts the
  * guard for its own statement and always puts it back.  Must never
@@ -26,6 +27,10 @@ mana_ai_run_retention(void)
 	SPI_execute_with_args("DELETE FROM mana_ai.tick_runs"
 						  " WHERE started_at < now() - make_interval(mins => $1)"
 						  "   AND status <> 'running'",
+						  1, types, values, NULL, false, 0);
+	/* mission_runs has row-level security: its SECURITY DEFINER purge reaches every user's rows. */
+	values[0] = Int32GetDatum(mana_ai_mission_runs_retention);
+	SPI_execute_with_args("SELECT mana_ai.purge_mission_runs($1)",
 						  1, types, values, NULL, false, 0);
 	SPI_execute("DELETE FROM mana_ai.token_usage WHERE ts < now() - interval '25 hours'",
 				false, 0);

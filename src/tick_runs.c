@@ -63,6 +63,8 @@ tick_runs_finish(Tick *t, const char *status)
 			  " parse_failures = $6, errors = $7 -> 'errors', result = $7"
 			  " WHERE id = $1",
 			  7, types, values, SPI_OK_UPDATE, "close the tick run");
+	/* And what it decided for each mission, in the same transaction. */
+	tick_mission_runs_record(t, NULL);
 }
 
 /* Close a run still "running" as failed with message (inside a transaction). */

@@ -102,6 +102,7 @@ tick_fail_worker_run(Tick *t)
 	{
 		worker_xact_begin();
 		tick_runs_mark_failed(t->run_id, edata->message ? edata->message : "error");
+		tick_mission_runs_record_quietly(t, edata->message);
 		worker_xact_commit();
 	}
 	PG_CATCH();
