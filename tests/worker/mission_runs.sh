@@ -14,6 +14,8 @@
 #    role (NOBYPASSRLS) sees its user's rows only, a pg_monitor member all;
 #  - no key, no ciphertext and no decrypted text in any row, though a
 #    granted mission's decrypted inputs reached the prompt;
+#  - a worker tick that an error ends keeps its gate decisions, and the
+#    missions it had taken get failed rows with phase 'tick' and its error;
 #  - SELECT mana_ai_tick() writes its rows in the caller's transaction
 #    (a rollback takes them along), backing-off included;
 #  - the worker's retention deletes rows older than
@@ -182,6 +184,28 @@ printf '%s\n' 'Einkauf' 'Milch, Brot' 'Steuererkl' 'Belege sammeln' 'enc:1:' 'PR
     "$(vec mdk_b64)" "$(vec mdk_hex)" > "$tmp/needles"
 ! grep -F -f "$tmp/needles" "$tmp/rows.txt" || fail "a key, ciphertext or decrypted text in mission_runs"
 echo "ok - no key, ciphertext or decrypted text in any row"
+
+# --- a tick that an error ends still records what it decided ---------------------
+# An LLM key file others can read stops the tick in its LLM phase, after the gates.
+add_missions <<'EOF'
+m-tickfail|dave|Ein Tick, der scheitert
+EOF
+chmod 0644 "$LLM_KEY_FILE"
+failed_tick="SELECT min(r.id) FROM mana_ai.tick_runs r WHERE r.status = 'failed' AND r.errors::text LIKE '%group or world access%'
+               AND EXISTS (SELECT FROM mana_ai.mission_runs m WHERE m.tick_id = r.id AND m.mission_id = 'm-tickfail')"
+poll_until 30 mana_sync "SELECT ($failed_tick) IS NOT NULL" t || fail "no failed tick recorded m-tickfail"
+tf=$(q mana_sync -c "$failed_tick")
+chmod 0600 "$LLM_KEY_FILE"
+[ "$(q mana_sync -c "SELECT decision || '|' || error_phase || '|' || (error_message = (SELECT errors ->> -1 FROM mana_ai.tick_runs WHERE id = $tf))
+                       || '|' || (model IS NULL AND iteration_id IS NULL)
+                       FROM mana_ai.mission_runs WHERE tick_id = $tf AND mission_id = 'm-tickfail'")" = "failed|tick|true|true" ] \
+    || fail "the failed tick's row for m-tickfail: $(q mana_sync -c "SELECT * FROM mana_ai.mission_runs WHERE tick_id = $tf")"
+[ "$(q mana_sync -c "SELECT string_agg(mission_id || ':' || decision, ',' ORDER BY mission_id) FROM mana_ai.mission_runs WHERE tick_id = $tf AND user_id = 'alice'")" \
+    = "m-archived:skipped-archived,m-broke:skipped-budget,m-deleted-agent:skipped-deleted,m-paused:skipped-paused" ] \
+    || fail "the failed tick lost its gate decisions"
+poll_until 30 mana_sync "SELECT decision FROM mana_ai.mission_last_run WHERE mission_id = 'm-tickfail'" ran \
+    || fail "m-tickfail did not run once the key file was fixed"
+echo "ok - a tick ended by an error (LLM key file readable by others) kept its gate decisions and named the error for the mission it had taken"
 
 # --- SELECT mana_ai_tick(): the caller's transaction ---------------------------
 set_guc mana_ai.enabled off
