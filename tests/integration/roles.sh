@@ -59,7 +59,8 @@ as() {
 for sql in "SELECT count(*) FROM mana_ai.status" "SELECT count(*) FROM mana_ai.metrics" \
            "SELECT count(*) FROM mana_ai.tick_runs" "SELECT count(*) FROM mana_ai.missions" \
            "SELECT count(*) FROM mana_ai.due_missions" "SELECT count(*) FROM mana_ai.agents" \
-           "SELECT length(mana_ai.metrics_prometheus()) >= 0"; do
+           "SELECT length(mana_ai.metrics_prometheus()) >= 0" \
+           "SELECT count(*) FROM mana_ai.mission_runs" "SELECT count(*) FROM mana_ai.mission_last_run"; do
     as ops_alice ok "$sql"
 done
 # ... but nothing that decrypts, reads raw snapshots or writes
@@ -74,14 +75,16 @@ as nobody ok "SELECT count(*) FROM mana_ai.tools"
 as nobody ok "SELECT mana_ai.next_run_at('{\"kind\": \"interval\", \"everyMinutes\": 5}', now()) IS NOT NULL"
 as nobody ok "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT"
 for sql in "SELECT mana_ai_tick()" "SELECT count(*) FROM mana_ai.status" "SELECT count(*) FROM mana_ai.missions" \
-           "SELECT count(*) FROM mana_ai.tick_runs" "SELECT mana_ai.metrics_prometheus()"; do
+           "SELECT count(*) FROM mana_ai.tick_runs" "SELECT mana_ai.metrics_prometheus()" \
+           "SELECT count(*) FROM mana_ai.mission_runs" "SELECT mana_ai.purge_mission_runs(0)"; do
     as nobody denied "$sql"
 done
 
 # The worker's role has no more than it needs.
 for sql in "DELETE FROM mana_ai.tools" "UPDATE mana_ai.decrypt_audit SET reason = 'x'" \
            "DELETE FROM mana_ai.decrypt_audit" "DELETE FROM mana_ai.snapshot_horizon" \
-           "UPDATE public.sync_changes SET op = 'delete'" "DELETE FROM public.sync_changes"; do
+           "UPDATE public.sync_changes SET op = 'delete'" "DELETE FROM public.sync_changes" \
+           "DELETE FROM mana_ai.mission_runs"; do
     as mana_runner denied "$sql"
 done
 
@@ -102,5 +105,8 @@ result=$(psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SET ROLE mana_runner" -c "
 [ "$(q "$db" -c "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND user_id = 'carol'")" = 1 ] \
     || fail "no write-back row"
 echo "ok - mana_runner (NOBYPASSRLS) ran a tick and wrote the plan"
+[ "$(q "$db" -c "SET ROLE ops_alice" -c "SELECT string_agg(user_id || ':' || mission_id || ':' || decision, ',') FROM mana_ai.mission_runs" | tail -1)" = "carol:m-roles:ran" ] \
+    || fail "the operator does not see carol's run history"
+echo "ok - the operator (pg_monitor) sees every user's run history"
 as ops_alice denied "SELECT mana_ai_tick()"
 echo "roles ok"
