@@ -4,9 +4,11 @@
  *
  * Owns the run's life: inserted "running" (or "overlap-skipped") when the
  * tick starts, closed "ok" with the counts and the result when it ends,
- * or "failed" with the error when an error ended the worker's tick; and
- * the result object {scannedAt, dueMissionCount, ..., errors[]}.  Runs in
- * whatever transaction the caller has open.  Must never record more than
+ * or "failed" with the error when an error ended the worker's tick (the
+ * closing transaction also takes the tick's mission_runs rows,
+ * tick_mission_runs.c); and the result object {scannedAt,
+ * dueMissionCount, ..., errors[]}.  Runs in whatever transaction the
+ * caller has open.  Must never record more than
  * MAX_TICK_ERRORS errors, and never put key or plaintext bytes into a
  * row: errors are the tick's own short messages.
  */
