@@ -14,6 +14,7 @@
 #include "guc.h"
 #include "audit_guard.h"
 #include "retention.h"
+#include "tick.h"
 
 /* Delete what is older than each retention; caller provides the transaction. */
 void
@@ -30,8 +31,9 @@ mana_ai_run_retention(void)
 						  1, types, values, NULL, false, 0);
 	/* mission_runs has row-level security: its SECURITY DEFINER purge reaches every user's rows. */
 	values[0] = Int32GetDatum(mana_ai_mission_runs_retention);
-	SPI_execute_with_args("SELECT mana_ai.purge_mission_runs($1)",
-						  1, types, values, NULL, false, 0);
+	if (mana_ai_mission_runs_installed())
+		SPI_execute_with_args("SELECT mana_ai.purge_mission_runs($1)",
+							  1, types, values, NULL, false, 0);
 	SPI_execute("DELETE FROM mana_ai.token_usage WHERE ts < now() - interval '25 hours'",
 				false, 0);
 	/* Retry state of a mission that is gone (deleted) would stay forever. */

@@ -19,8 +19,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -28,6 +30,7 @@
 #include "guc.h"
 #include "jsonb_members.h"
 #include "spi_plans.h"
+#include "tick.h"
 #include "tick_internal.h"
 
 /* The answer of a slot that moved on while its plan was being made. */
@@ -44,6 +47,14 @@ static const char *
 job_model(Job *job)
 {
 	return mana_ai_llm_model;
+}
+
+bool
+mana_ai_mission_runs_installed(void)
+{
+	Oid			nsp = get_namespace_oid("mana_ai", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("mission_runs", nsp));
 }
 
 /* One row object: only its non-null members (the rest read as NULL). */
@@ -113,7 +124,8 @@ push_row(JsonbParseState **state, Job *job, const char *tick_error)
 
 /*
  * Write one row per considered mission with one call of
- * mana_ai.record_mission_runs, in the transaction open now.  tick_error:
+ * mana_ai.record_mission_runs, in the transaction open now (none before
+ * the schema is upgraded to 0.2.0).  tick_error:
  * the error that ended the tick (NULL when it finished), the reason of
  * every mission it took but did not settle.
  */
@@ -126,7 +138,7 @@ tick_mission_runs_record(Tick *t, const char *tick_error)
 	ListCell   *lc;
 	int			n = 0;
 
-	if (t->considered == NIL)
+	if (t->considered == NIL || !mana_ai_mission_runs_installed())
 		return;
 	MemoryContextSwitchTo(t->cxt);
 	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);

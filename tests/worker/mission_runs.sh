@@ -38,12 +38,7 @@ start_mock_llm --total-tokens 777
 trap 'kill $MOCK_PID 2>/dev/null || true; rm -rf "$tmp" "$kdir"' EXIT
 set_guc mana_ai.llm_url "$MOCK_URL"
 use_llm_key
-cp "$fx/TEST-ONLY-private-key.pem" "$kdir/key.pem"
-chmod 0755 "$kdir"
-chmod 0600 "$kdir/key.pem"
-chown "$(q postgres -c "SELECT rolname FROM pg_roles WHERE oid = 10")" "$kdir/key.pem" 2>/dev/null || true
-set_guc mana_ai.private_key_file "$kdir/key.pem"
-poll_until 10 mana_sync "SELECT mana_ai.grant_status('$(vec grant_ok)')" ok || fail "the TEST-ONLY key does not unwrap the grant"
+use_test_grant_key "$kdir"
 
 # --- the world, loaded while the worker is paused --------------------------
 psql -X -q -1 -v ON_ERROR_STOP=1 -d mana_sync -f tests/fixtures/tick_world.sql >/dev/null
