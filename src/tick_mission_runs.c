@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -113,7 +115,8 @@ push_row(JsonbParseState **state, Job *job, const char *tick_error)
 		jb_push_text_member(state, "model", job_model(job));
 		if (job->call->total_tokens >= 0)
 			jb_push_int_member(state, "tokens", job->call->total_tokens);
-		jb_push_float_member(state, "planner_ms", job->call->seconds * 1000.0);
+		/* to the microsecond: the clock's resolution, not binary noise */
+		jb_push_float_member(state, "planner_ms", rint(job->call->seconds * 1e6) / 1e3);
 	}
 	if (phase)
 		jb_push_text_member(state, "error_phase", phase);
