@@ -33,6 +33,7 @@ int			mana_ai_max_attempts = 3;
 char	   *mana_ai_timezone = NULL;
 int			mana_ai_audit_retention = 90 * 24 * 60;
 int			mana_ai_tick_runs_retention = 14 * 24 * 60;
+int			mana_ai_mission_runs_retention = 14 * 24 * 60;
 
 /*
  * Every planner call in flight may buffer a whole answer: the product of
@@ -192,6 +193,10 @@ mana_ai_define_gucs(void)
 	DefineCustomIntVariable("mana_ai.tick_runs_retention",
 							"Age after which tick_runs rows are deleted by the worker.",
 							NULL, &mana_ai_tick_runs_retention, 14 * 24 * 60, 60, INT_MAX / 2,
+							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.mission_runs_retention",
+							"Age after which mission_runs rows are deleted by the worker.",
+							NULL, &mana_ai_mission_runs_retention, 14 * 24 * 60, 60, INT_MAX / 2,
 							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("mana_ai");

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -111,5 +113,21 @@ jb_push_int_member(JsonbParseState **state, const char *key, int64 n)
 
 	v.type = jbvNumeric;
 	v.val.numeric = int64_to_numeric(n);
+	jb_push_value_member(state, key, &v);
+}
+
+void
+jb_push_float_member(JsonbParseState **state, const char *key, double x)
+{
+	JsonbValue	v;
+
+	/* JSON has no NaN or infinity: those are null. */
+	if (isnan(x) || isinf(x))
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvNumeric;
+		v.val.numeric = DatumGetNumeric(DirectFunctionCall1(float8_numeric, Float8GetDatum(x)));
+	}
 	jb_push_value_member(state, key, &v);
 }

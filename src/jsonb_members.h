@@ -31,9 +31,13 @@ extern Jsonb *jb_from_cstring(const char *s);
 /* pushJsonbValue of a C string as seq (WJB_KEY, WJB_VALUE, WJB_ELEM); NULL: JSON null. */
 extern void jb_push_text(JsonbParseState **state, JsonbIteratorToken seq, const char *s);
 
-/* One member of the object being built: key and a string (NULL: null), a number or a value. */
+/*
+ * One member of the object being built: key and a string (NULL: null), a
+ * number (a float that is NaN or infinite: null) or a value.
+ */
 extern void jb_push_text_member(JsonbParseState **state, const char *key, const char *s);
 extern void jb_push_int_member(JsonbParseState **state, const char *key, int64 n);
+extern void jb_push_float_member(JsonbParseState **state, const char *key, double x);
 extern void jb_push_value_member(JsonbParseState **state, const char *key, JsonbValue *v);
 
 #endif

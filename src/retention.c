@@ -1,6 +1,7 @@
 /*
- * retention.c: keeps tick_runs, decrypt_audit, the token ledger and the
- * retry state of deleted missions from growing without bound (SPEC 9a).
+ * retention.c: keeps tick_runs, mission_runs, decrypt_audit, the token
+ * ledger and the retry state of deleted missions from growing without
+ * bound (SPEC 9a).
  *
  * Owns the only DELETE the decrypt_audit guard lets through: it lifts the
  * guard for its own statement and always puts it back.  Must never
@@ -13,6 +14,7 @@
 #include "guc.h"
 #include "audit_guard.h"
 #include "retention.h"
+#include "tick.h"
 
 /* Delete what is older than each retention; caller provides the transaction. */
 void
@@ -27,6 +29,11 @@ mana_ai_run_retention(void)
 						  " WHERE started_at < now() - make_interval(mins => $1)"
 						  "   AND status <> 'running'",
 						  1, types, values, NULL, false, 0);
+	/* mission_runs has row-level security: its SECURITY DEFINER purge reaches every user's rows. */
+	values[0] = Int32GetDatum(mana_ai_mission_runs_retention);
+	if (mana_ai_mission_runs_installed())
+		SPI_execute_with_args("SELECT mana_ai.purge_mission_runs($1)",
+							  1, types, values, NULL, false, 0);
 	SPI_execute("DELETE FROM mana_ai.token_usage WHERE ts < now() - interval '25 hours'",
 				false, 0);
 	/* Retry state of a mission that is gone (deleted) would stay forever. */

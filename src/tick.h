@@ -17,4 +17,11 @@ extern int	mana_ai_worker_tick_cycle(MemoryContext tick_context);
 /* tick_run.c: one tick as the worker runs it (own short transactions). */
 extern void mana_ai_worker_run_tick(MemoryContext cxt);
 
+/*
+ * tick_mission_runs.c: whether the schema has the run history (0.2.0 on):
+ * the library also serves a 0.1.0 schema until ALTER EXTENSION UPDATE.
+ * Inside a transaction.
+ */
+extern bool mana_ai_mission_runs_installed(void);
+
 #endif

@@ -39,6 +39,11 @@ typedef struct Job
 	char	   *fail_phase;		/* set when the mission failed */
 	char	   *fail_name;
 	char	   *fail_message;
+	/* for mana_ai.mission_runs (tick_mission_runs.c) */
+	const char *decision;		/* why not taken (skipped-*, backing-off); NULL: taken */
+	bool		written;		/* an iteration (plan or failed) was written */
+	bool		settled;		/* its write-back ran, committed or not */
+	char	   *settle_error;	/* the write-back's own error (rolled back) */
 } Job;
 
 typedef struct Tick
@@ -53,7 +58,8 @@ typedef struct Tick
 	int			parse_failures;
 	int			failed_iterations;
 	List	   *errors;			/* char * */
-	List	   *jobs;			/* Job * */
+	List	   *jobs;			/* Job *: the missions taken */
+	List	   *considered;		/* Job *: every due mission, taken or not */
 } Tick;
 
 /* tick_xact.c: the tick lock and the transactions the phases run in */
@@ -73,6 +79,10 @@ extern void tick_runs_finish(Tick *t, const char *status);
 extern void tick_runs_mark_failed(int64 run_id, const char *message);
 extern void tick_add_error(Tick *t, const char *fmt,...) pg_attribute_printf(2, 3);
 extern Jsonb *tick_result(Tick *t);
+
+/* tick_mission_runs.c: the tick's rows in mana_ai.mission_runs */
+extern void tick_mission_runs_record(Tick *t, const char *tick_error);
+extern void tick_mission_runs_record_quietly(Tick *t, const char *tick_error);
 
 /* tick_writeback.c: the iteration written back, or the failure backed off */
 extern bool tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error);

@@ -118,6 +118,8 @@ run_tick(TickMode mode, MemoryContext cxt)
 				tick_add_error(t, "mission %s: %s", job->mission_id, error);
 				mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
 			}
+			job->settled = true;	/* its mission_runs row */
+			job->settle_error = error;
 		}
 		tick_unit_begin(t);
 		result = tick_result(t);
@@ -212,9 +214,12 @@ select_phase(Tick *t)
 		job->mission = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
 		job->slot = SPI_getvalue(tup, desc, 4);
 		job->attempts_before = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
+		t->considered = lappend(t->considered, job);	/* one mission_runs row each */
 
 		if (DatumGetBool(SPI_getbinval(tup, desc, 15, &isnull)))
 		{
+			job->decision = "backing-off";
+			job->agent_id = agent_id && has_agent ? agent_id : pstrdup(LEGACY_AGENT_ID);
 			MemoryContextSwitchTo(spi_cxt);
 			continue;			/* backing off after a failure */
 		}
@@ -254,6 +259,8 @@ select_phase(Tick *t)
 			mana_ai_metric_inc_labeled(ML_AGENT_DECISIONS, decision, 1);
 			if (strcmp(decision, "ran") != 0)
 			{
+				job->decision = decision;
+				job->agent_id = agent_id;
 				MemoryContextSwitchTo(spi_cxt);
 				continue;
 			}

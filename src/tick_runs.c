@@ -4,9 +4,11 @@
  *
  * Owns the run's life: inserted "running" (or "overlap-skipped") when the
  * tick starts, closed "ok" with the counts and the result when it ends,
- * or "failed" with the error when an error ended the worker's tick; and
- * the result object {scannedAt, dueMissionCount, ..., errors[]}.  Runs in
- * whatever transaction the caller has open.  Must never record more than
+ * or "failed" with the error when an error ended the worker's tick (the
+ * closing transaction also takes the tick's mission_runs rows,
+ * tick_mission_runs.c); and the result object {scannedAt,
+ * dueMissionCount, ..., errors[]}.  Runs in whatever transaction the
+ * caller has open.  Must never record more than
  * MAX_TICK_ERRORS errors, and never put key or plaintext bytes into a
  * row: errors are the tick's own short messages.
  */
@@ -63,6 +65,8 @@ tick_runs_finish(Tick *t, const char *status)
 			  " parse_failures = $6, errors = $7 -> 'errors', result = $7"
 			  " WHERE id = $1",
 			  7, types, values, SPI_OK_UPDATE, "close the tick run");
+	/* And what it decided for each mission, in the same transaction. */
+	tick_mission_runs_record(t, NULL);
 }
 
 /* Close a run still "running" as failed with message (inside a transaction). */

@@ -120,6 +120,7 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	SPI_finish();
 	mana_ai_leave_user_scope(scope);
 	MemoryContextSwitchTo(t->cxt);
+	job->written = true;
 	return true;
 }
 

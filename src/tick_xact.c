@@ -83,7 +83,8 @@ tick_lock_release(void)
  * file is unusable, a cancel): undo the open transaction, let go of the
  * tick lock (the only session-level advisory lock the worker takes), and
  * close the run as failed with the error, so it does not stay "running"
- * until the next restart.  Then the error goes on up to the worker loop,
+ * until the next restart, keeping what it decided per mission
+ * (mission_runs).  Then the error goes on up to the worker loop,
  * which logs it and tries again later.  From SQL none of this is needed:
  * the caller's transaction takes the run row and the lock with it.
  */
@@ -102,6 +103,7 @@ tick_fail_worker_run(Tick *t)
 	{
 		worker_xact_begin();
 		tick_runs_mark_failed(t->run_id, edata->message ? edata->message : "error");
+		tick_mission_runs_record_quietly(t, edata->message);
 		worker_xact_commit();
 	}
 	PG_CATCH();

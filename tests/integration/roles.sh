@@ -66,7 +66,8 @@ as() {
 for sql in "SELECT count(*) FROM mana_ai.status" "SELECT count(*) FROM mana_ai.metrics" \
            "SELECT count(*) FROM mana_ai.tick_runs" "SELECT count(*) FROM mana_ai.missions" \
            "SELECT count(*) FROM mana_ai.due_missions" "SELECT count(*) FROM mana_ai.agents" \
-           "SELECT length(mana_ai.metrics_prometheus()) >= 0"; do
+           "SELECT length(mana_ai.metrics_prometheus()) >= 0" \
+           "SELECT count(*) FROM mana_ai.mission_runs" "SELECT count(*) FROM mana_ai.mission_last_run"; do
     as ops_alice ok "$sql"
 done
 # ... but nothing that decrypts, reads raw snapshots or writes
@@ -88,7 +89,8 @@ as nobody ok "SELECT count(*) FROM mana_ai.tools"
 as nobody ok "SELECT mana_ai.next_run_at('{\"kind\": \"interval\", \"everyMinutes\": 5}', now()) IS NOT NULL"
 for sql in "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT" \
            "SELECT mana_ai_tick()" "SELECT count(*) FROM mana_ai.status" "SELECT count(*) FROM mana_ai.missions" \
-           "SELECT count(*) FROM mana_ai.tick_runs" "SELECT mana_ai.metrics_prometheus()"; do
+           "SELECT count(*) FROM mana_ai.tick_runs" "SELECT mana_ai.metrics_prometheus()" \
+           "SELECT count(*) FROM mana_ai.mission_runs" "SELECT mana_ai.purge_mission_runs(0)"; do
     as nobody denied "$sql"
 done
 
@@ -101,7 +103,8 @@ for sql in "DELETE FROM mana_ai.tools" "UPDATE mana_ai.decrypt_audit SET reason 
            "SELECT mana_ai.derive_mission_key(decode(repeat('ab', 32), 'hex'), '{}')" \
            "SELECT mana_ai.decrypt_input('carol', 'm1', 'notes', 'notes', 'n1')" \
            "SELECT mana_ai.resolve_inputs('carol', 'm1')" "SELECT mana_ai.build_prompt('carol', 'm1')" \
-           "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT"; do
+           "BEGIN; SELECT set_config('app.current_user_id', 'carol', true); SELECT count(*) FROM mana_ai.read_decrypt_audit(); COMMIT" \
+           "DELETE FROM mana_ai.mission_runs"; do
     as mana_runner denied "$sql"
 done
 # retention's purge is granted, but from SQL the append-only guard refuses it
@@ -117,6 +120,8 @@ mana_ai.iso_timestamp(stamp text)
 mana_ai.next_run_at(cadence jsonb, from_ts timestamp with time zone)
 mana_ai.next_run_at_in(cadence jsonb, from_ts timestamp with time zone, zone text)
 mana_ai.purge_decrypt_audit(keep_minutes integer)
+mana_ai.purge_mission_runs(keep_minutes integer)
+mana_ai.record_mission_runs(tick_id bigint, runs jsonb)
 mana_ai.refresh_horizon()
 mana_ai.snapshot_users_since(table_name text, since timestamp with time zone)
 public.mana_ai_tick()"
@@ -145,5 +150,8 @@ result=$(psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SET ROLE mana_runner" -c "
 [ "$(q "$db" -c "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND user_id = 'carol'")" = 1 ] \
     || fail "no write-back row"
 echo "ok - mana_runner (NOBYPASSRLS) ran a tick and wrote the plan"
+[ "$(q "$db" -c "SET ROLE ops_alice" -c "SELECT string_agg(user_id || ':' || mission_id || ':' || decision, ',') FROM mana_ai.mission_runs" | tail -1)" = "carol:m-roles:ran" ] \
+    || fail "the operator does not see carol's run history"
+echo "ok - the operator (pg_monitor) sees every user's run history"
 as ops_alice denied "SELECT mana_ai_tick()"
 echo "roles ok"

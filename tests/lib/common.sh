@@ -59,3 +59,17 @@ start_mock_llm() {
 set_guc() {
     psql -X -qAt -d postgres -c "ALTER SYSTEM SET $1 = '$2'" -c "SELECT pg_reload_conf()" >/dev/null
 }
+
+# use_test_grant_key DIR: the TEST-ONLY RSA key of tests/fixtures/crypto in
+# DIR, 0600 and owned by the server's user, as mana_ai.private_key_file;
+# returns once it unwraps the fixture's grant.
+use_test_grant_key() {
+    local dir=$1 fx=tests/fixtures/crypto
+    cp "$fx/TEST-ONLY-private-key.pem" "$dir/key.pem"
+    chmod 0755 "$dir"
+    chmod 0600 "$dir/key.pem"
+    chown "$(q postgres -c "SELECT rolname FROM pg_roles WHERE oid = 10")" "$dir/key.pem" 2>/dev/null || true
+    set_guc mana_ai.private_key_file "$dir/key.pem"
+    poll_until 10 mana_sync "SELECT mana_ai.grant_status('$(grep '^grant_ok ' "$fx/vectors.txt" | cut -d' ' -f2-)')" ok \
+        || fail "the TEST-ONLY key does not unwrap the grant"
+}

@@ -72,7 +72,8 @@ SQL
 echo "   (another user sees none of them: $(q mana_sync -c "SELECT set_config('app.current_user_id', 'someone-else', false); SELECT count(*) FROM mana_ai.read_decrypt_audit('$mission')" | tail -1) rows)"
 if [ -n "$(q mana_sync -c "SELECT to_regclass('mana_ai.mission_runs')")" ]; then
     echo "== the run history of $mission (mana_ai.mission_runs)"
-    psql -X -d mana_sync -c "SELECT * FROM mana_ai.mission_runs WHERE mission_id = '$mission'"
+    psql -X -d mana_sync -c "SELECT tick_id, agent_id, slot, decision, iteration_id, model, tokens, planner_ms, error_phase, error_message
+                              FROM mana_ai.mission_runs WHERE mission_id = '$mission' ORDER BY id"
 fi
 echo "== grant path: decrypts and the scope violation in the metrics"
 psql -X -d mana_sync -c "SELECT name, labels, value FROM mana_ai.metrics

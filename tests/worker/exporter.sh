@@ -27,6 +27,8 @@ GRANT SELECT ON mana_ai.status, mana_ai.metrics, mana_ai.tick_runs,
                 mana_ai.missions, mana_ai.due_missions, mana_ai.agents TO mana_ops;
 GRANT EXECUTE ON FUNCTION mana_ai.worker_state(), mana_ai.metric_rows(),
                           mana_ai.metrics_prometheus(), mana_ai.iso_timestamp(text) TO mana_ops;
+GRANT SELECT ON mana_ai.mission_runs, mana_ai.mission_last_run TO mana_ops;
+GRANT pg_monitor TO mana_ops;
 CREATE ROLE mana_exporter LOGIN PASSWORD 'exporter-test' IN ROLE mana_ops;" >/dev/null
 
 start_mock_llm

@@ -33,13 +33,7 @@ psql -X -qAt -d postgres -c "ALTER SYSTEM SET log_min_messages = 'debug1'" \
      -c "ALTER SYSTEM SET log_statement = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
 
 # The runner's key, owned by the server's user, 0600.
-cp "$fx/TEST-ONLY-private-key.pem" "$kdir/key.pem"
-chmod 0755 "$kdir"
-chmod 0600 "$kdir/key.pem"
-chown "$(q postgres -c "SELECT rolname FROM pg_roles WHERE oid = 10")" "$kdir/key.pem" 2>/dev/null || true
-set_guc mana_ai.private_key_file "$kdir/key.pem"
-poll_until 10 mana_sync "SELECT mana_ai.grant_status('$(vec grant_ok)')" ok \
-    || fail "the TEST-ONLY key does not unwrap the grant"
+use_test_grant_key "$kdir"
 
 # Encrypted inputs of u1 (only ciphertext goes over SQL, so the statement
 # log cannot hold plaintext): note n1, task t1, journal j1; a plaintext goal.
