@@ -159,3 +159,19 @@ END;
 COMMENT ON FUNCTION mana_ai.purge_mission_runs(int) IS
     'Retention: delete mission_runs rows older than keep_minutes (the worker, mana_ai.mission_runs_retention)';
 REVOKE ALL ON FUNCTION mana_ai.record_mission_runs(bigint, jsonb), mana_ai.purge_mission_runs(int) FROM PUBLIC;
+
+-- ---- harden2 (issue 11): search_path pinned for every function that runs SQL ----
+-- Their statements name unqualified built-ins and operators; a caller whose
+-- search_path puts a schema it can create in before pg_catalog could
+-- replace them (CVE-2018-1058).
+ALTER FUNCTION mana_ai.replay_record(text, text, text, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.refresh_snapshots() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.decrypt_input(text, text, text, text, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.audit_decrypt(text, text, text, text, text, text, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.resolve_inputs(text, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.parse_plan(text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.parse_plan_for(text, jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.render_prompt(jsonb, jsonb, jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.tick() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION public.mana_ai_tick() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.build_prompt(text, text) SET search_path = pg_catalog, pg_temp;

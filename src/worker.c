@@ -34,6 +34,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -321,6 +322,15 @@ mana_ai_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(mana_ai_database, role, 0);
 	pgstat_report_appname("mana_ai worker");
+
+	/*
+	 * Every statement the worker runs resolves names through pg_catalog
+	 * first, whatever ALTER DATABASE / ALTER ROLE ... SET search_path says:
+	 * a schema the role can be given objects in must not replace a
+	 * built-in function or operator (CVE-2018-1058), as autovacuum and the
+	 * logical replication workers do.  PGC_S_OVERRIDE: no reload changes it.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
 	mana_ai_shared->worker_pid = MyProcPid;

@@ -40,9 +40,15 @@ CREATE AGGREGATE mana_ai.lww_merge_report(record_id text, op text, data jsonb,
 COMMENT ON AGGREGATE mana_ai.lww_merge_report(text, text, jsonb, jsonb, timestamptz) IS
     'lww_merge plus the number of rows applied, rows skipped as malformed and stamps that did not parse';
 
+-- Every function that runs SQL of its own inside (SPI) pins search_path,
+-- here and in the other files: its statements name unqualified built-ins
+-- (now(), unnest, jsonb_build_object, ->>, =), which an object of the same
+-- name in a schema earlier on the caller's path would otherwise replace
+-- (CVE-2018-1058).  The worker pins it at connect (worker.c).
 CREATE FUNCTION mana_ai.replay_record(user_id text, app_id text, table_name text, record_id text)
     RETURNS jsonb
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_replay_record_sql';
 COMMENT ON FUNCTION mana_ai.replay_record(text, text, text, text) IS
     'One record replayed by LWW from its whole history, read with app.current_user_id = user_id; NULL if never written or deleted';
@@ -191,6 +197,7 @@ CREATE FUNCTION mana_ai.refresh_snapshots()
     RETURNS TABLE (kind text, rows_applied bigint, new_snapshots int,
                    updated_snapshots int, deleted_snapshots int, skipped_rows bigint)
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_refresh_snapshots';
 COMMENT ON FUNCTION mana_ai.refresh_snapshots() IS
     'Fold new sync_changes rows into mission_snapshots and agent_snapshots; one row per kind';
