@@ -481,7 +481,14 @@ extension_installed(void)
 	return found;
 }
 
-/* Like pg_cron at start: runs a crash left open are failed, not running. */
+/*
+ * Like pg_cron at start: runs a crash left open are failed, not running.
+ * A run is live while its backend holds the tick lock (1835101793, 100;
+ * tick_xact.c): pg_locks shows every role's locks, whereas
+ * pg_stat_activity hides another role's backend_start, so a test on that
+ * alone took a live tick of another role for a dead one.  A backend that
+ * visibly started after the run only reuses the pid of the dead one.
+ */
 static void
 mark_unfinished_ticks_failed(void)
 {
@@ -496,9 +503,15 @@ mark_unfinished_ticks_failed(void)
 					  "   SET status = 'failed', finished_at = clock_timestamp(),"
 					  "       errors = errors || '[\"server restarted\"]'::jsonb"
 					  " WHERE status = 'running'"
-					  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
-					  "                    WHERE a.pid = tick_runs.backend_pid"
-					  "                      AND a.backend_start <= tick_runs.started_at)",
+					  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
+					  "                    WHERE l.locktype = 'advisory' AND l.granted"
+					  "                      AND l.pid = tick_runs.backend_pid"
+					  "                      AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d"
+					  "                                         WHERE d.datname = current_database())"
+					  "                      AND l.classid = 1835101793 AND l.objid = 100 AND l.objsubid = 2"
+					  "                      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+					  "                                       WHERE a.pid = l.pid"
+					  "                                         AND a.backend_start > tick_runs.started_at))",
 					  false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "mana_ai: marking unfinished tick runs failed returned %d", ret);
