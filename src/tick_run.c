@@ -32,6 +32,7 @@
 #include "planner.h"
 #include "resolvers.h"
 #include "snapshot.h"
+#include "spi_plans.h"
 #include "tick.h"
 #include "tick_internal.h"
 
@@ -186,7 +187,7 @@ select_phase(Tick *t)
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: selecting due missions");
 	tick_unit_begin(t);
-	SPI_connect();
+	mana_ai_spi_connect();
 	if (SPI_execute("SELECT m.user_id, m.mission_id, m.record, m.record ->> 'nextRunAt',"
 					"       m.agent_id, a.agent_id IS NOT NULL, a.record, a.name, a.state, a.deleted,"
 					"       a.max_concurrent_missions, a.max_tokens_per_day,"
@@ -292,7 +293,7 @@ select_phase(Tick *t)
 		t->jobs = lappend(t->jobs, job);
 		MemoryContextSwitchTo(spi_cxt);
 	}
-	SPI_finish();
+	mana_ai_spi_finish();
 	tick_unit_commit(t);
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: preparing prompts");

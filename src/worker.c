@@ -43,6 +43,7 @@
 #include "guc.h"
 #include "mana_ai.h"
 #include "shmem.h"
+#include "spi_plans.h"
 #include "tick.h"
 
 /* How often the launcher re-checks a missing database or role. */
@@ -496,7 +497,7 @@ mark_unfinished_ticks_failed(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
+	mana_ai_spi_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "mana_ai: marking unfinished tick runs failed");
 	ret = SPI_execute("UPDATE mana_ai.tick_runs"
@@ -514,11 +515,11 @@ mark_unfinished_ticks_failed(void)
 					  "                                         AND a.backend_start > tick_runs.started_at))",
 					  false, 0);
 	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "mana_ai: marking unfinished tick runs failed returned %d", ret);
+		elog(ERROR, "mana_ai: marking unfinished tick runs failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
 		ereport(LOG, (errmsg("mana_ai worker marked %llu unfinished tick run(s) as failed",
 							 (unsigned long long) SPI_processed)));
-	SPI_finish();
+	mana_ai_spi_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
