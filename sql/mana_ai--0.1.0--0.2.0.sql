@@ -164,3 +164,58 @@ REVOKE ALL ON FUNCTION mana_ai.record_mission_runs(bigint, jsonb), mana_ai.purge
 -- read_decrypt_audit trusts app.current_user_id, which any session can
 -- set; only the application's role should get EXECUTE (README).
 REVOKE EXECUTE ON FUNCTION mana_ai.read_decrypt_audit(text, int) FROM PUBLIC;
+
+-- ---- harden2 (issue 11): search_path pinned for every function that runs SQL ----
+-- Their statements name unqualified built-ins and operators; a caller whose
+-- search_path puts a schema it can create in before pg_catalog could
+-- replace them (CVE-2018-1058).
+ALTER FUNCTION mana_ai.replay_record(text, text, text, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.refresh_snapshots() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.decrypt_input(text, text, text, text, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.audit_decrypt(text, text, text, text, text, text, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.resolve_inputs(text, text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.parse_plan(text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.parse_plan_for(text, jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.render_prompt(jsonb, jsonb, jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.tick() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION public.mana_ai_tick() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION mana_ai.build_prompt(text, text) SET search_path = pg_catalog, pg_temp;
+
+-- ---- harden2 (issue 11): the refresh horizon counts every backend that can insert ----
+-- 0.1.0 counted only backend_type 'client backend' and 'background worker',
+-- but a background worker shows its own type (logical replication worker,
+-- parallel worker, ...): rows of an apply worker held open across a refresh
+-- were never folded in.  While the database has a subscription, the
+-- horizon also trails now() by mana_ai.late_row_window (replicated rows
+-- carry the publisher's created_at).
+CREATE OR REPLACE FUNCTION mana_ai.refresh_horizon()
+    RETURNS timestamptz
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    db oid := (SELECT d.oid FROM pg_catalog.pg_database d
+                WHERE d.datname = pg_catalog.current_database());
+    oldest timestamptz;
+    undated boolean;
+BEGIN
+    IF NOT pg_catalog.current_setting('track_activities')::boolean
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xact() p WHERE p.dbid = db) THEN
+        RETURN NULL;
+    END IF;
+    SELECT pg_catalog.min(a.xact_start),
+           pg_catalog.bool_or(a.state = 'disabled'
+                              OR (a.xact_start IS NULL AND a.backend_xid IS NOT NULL))
+      INTO oldest, undated
+      FROM pg_catalog.pg_stat_get_activity(NULL) a
+     WHERE a.datid = db AND a.backend_type IS DISTINCT FROM 'autovacuum worker';
+    IF undated THEN
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subdbid = db) THEN
+        oldest := LEAST(oldest, pg_catalog.now() - COALESCE(NULLIF(
+            pg_catalog.current_setting('mana_ai.late_row_window', true), ''), '60s')::pg_catalog.interval);
+    END IF;
+    RETURN LEAST(pg_catalog.now(), oldest);
+END
+$$;

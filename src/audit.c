@@ -19,6 +19,7 @@
 
 #include "audit.h"
 #include "replay.h"
+#include "spi_plans.h"
 
 #define AUDIT_INSERT \
 	"INSERT INTO mana_ai.decrypt_audit " \
@@ -60,13 +61,12 @@ audit_insert(const char *user_id, const char *mission_id, const char *iteration_
 			values[i] = CStringGetTextDatum(args[i]);
 	}
 	nest = mana_ai_enter_user_scope(user_id);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	mana_ai_spi_connect();
 	if (SPI_execute_with_args(AUDIT_INSERT, 7, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "decrypt_audit insert returned no row");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	mana_ai_spi_finish();
 	mana_ai_leave_user_scope(nest);
 	return id;
 }

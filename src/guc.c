@@ -34,6 +34,7 @@ char	   *mana_ai_timezone = NULL;
 int			mana_ai_audit_retention = 90 * 24 * 60;
 int			mana_ai_tick_runs_retention = 14 * 24 * 60;
 int			mana_ai_mission_runs_retention = 14 * 24 * 60;
+int			mana_ai_late_row_window = 60;
 
 /*
  * Every planner call in flight may buffer a whole answer: the product of
@@ -198,6 +199,13 @@ mana_ai_define_gucs(void)
 							"Age after which mission_runs rows are deleted by the worker.",
 							NULL, &mana_ai_mission_runs_retention, 14 * 24 * 60, 60, INT_MAX / 2,
 							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
+
+	/* Read by mana_ai.refresh_horizon() (SQL) through current_setting(). */
+	DefineCustomIntVariable("mana_ai.late_row_window",
+							"While the database has a subscription, how late after its created_at a replicated row may still arrive and be folded in.",
+							"The refresh keeps re-reading this much of the log; 0 trusts created_at to be a local transaction start.",
+							&mana_ai_late_row_window, 60, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("mana_ai");
 }

@@ -27,6 +27,7 @@ extern char *mana_ai_timezone;
 extern int	mana_ai_audit_retention;	/* minutes */
 extern int	mana_ai_tick_runs_retention;	/* minutes */
 extern int	mana_ai_mission_runs_retention;	/* minutes */
+extern int	mana_ai_late_row_window;	/* seconds, read by refresh_horizon() */
 
 extern void mana_ai_define_gucs(void);
 

@@ -106,7 +106,7 @@ load_catalog(int *n_tools)
 		return tick_catalog;
 	}
 
-	SPI_connect();
+	mana_ai_spi_connect();
 	ret = SPI_execute_plan(mana_ai_kept_plan("SELECT name, module, description, parameters::text "
 											 "FROM mana_ai.tools ORDER BY name COLLATE \"C\"",
 											 0, NULL, 0),
@@ -129,7 +129,7 @@ load_catalog(int *n_tools)
 	}
 	*n_tools = (int) SPI_processed;
 	MemoryContextSwitchTo(spi);
-	SPI_finish();
+	mana_ai_spi_finish();
 	if (tick_catalog_cxt != NULL)
 	{
 		tick_catalog = tools;

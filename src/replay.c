@@ -77,7 +77,7 @@ mana_ai_replay_record(const char *user_id, const char *app_id,
 									 ALLOCSET_DEFAULT_SIZES);
 	state = lww_state_create(fold_cxt, record_id);
 
-	SPI_connect();
+	mana_ai_spi_connect();
 	if (SPI_execute_plan(mana_ai_kept_plan(replay_sql, 4, argtypes, 0),
 						 args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the history of record %s", record_id);
@@ -111,7 +111,7 @@ mana_ai_replay_record(const char *user_id, const char *app_id,
 		memcpy(result, merged, VARSIZE(merged));
 		MemoryContextSwitchTo(old);
 	}
-	SPI_finish();
+	mana_ai_spi_finish();
 	MemoryContextDelete(fold_cxt);
 	mana_ai_leave_user_scope(nest);
 	return result;

@@ -15,6 +15,7 @@
 #include "audit_guard.h"
 #include "retention.h"
 #include "tick.h"
+#include "spi_plans.h"
 
 /* Delete what is older than each retention; caller provides the transaction. */
 void
@@ -23,36 +24,43 @@ mana_ai_run_retention(void)
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 
-	SPI_connect();
+	mana_ai_spi_connect();
 	values[0] = Int32GetDatum(mana_ai_tick_runs_retention);
-	SPI_execute_with_args("DELETE FROM mana_ai.tick_runs"
-						  " WHERE started_at < now() - make_interval(mins => $1)"
-						  "   AND status <> 'running'",
-						  1, types, values, NULL, false, 0);
+	if (SPI_execute_with_args("DELETE FROM mana_ai.tick_runs"
+							  " WHERE started_at < now() - make_interval(mins => $1)"
+							  "   AND status <> 'running'",
+							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "mana_ai retention: could not delete old tick runs");
 	/* mission_runs has row-level security: its SECURITY DEFINER purge reaches every user's rows. */
 	values[0] = Int32GetDatum(mana_ai_mission_runs_retention);
 	if (mana_ai_mission_runs_installed())
-		SPI_execute_with_args("SELECT mana_ai.purge_mission_runs($1)",
-							  1, types, values, NULL, false, 0);
-	SPI_execute("DELETE FROM mana_ai.token_usage WHERE ts < now() - interval '25 hours'",
-				false, 0);
+	{
+		if (SPI_execute_with_args("SELECT mana_ai.purge_mission_runs($1)",
+								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "mana_ai retention: could not purge old mission runs");
+	}
+	if (SPI_execute("DELETE FROM mana_ai.token_usage WHERE ts < now() - interval '25 hours'",
+					false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "mana_ai retention: could not delete old token usage");
 	/* Retry state of a mission that is gone (deleted) would stay forever. */
-	SPI_execute("DELETE FROM mana_ai.mission_attempts a WHERE NOT EXISTS"
-				" (SELECT 1 FROM mana_ai.mission_snapshots s"
-				"   WHERE s.user_id = a.user_id AND s.mission_id = a.mission_id)",
-				false, 0);
+	if (SPI_execute("DELETE FROM mana_ai.mission_attempts a WHERE NOT EXISTS"
+					" (SELECT 1 FROM mana_ai.mission_snapshots s"
+					"   WHERE s.user_id = a.user_id AND s.mission_id = a.mission_id)",
+					false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "mana_ai retention: could not delete the retry state of gone missions");
 
 	values[0] = Int32GetDatum(mana_ai_audit_retention);
 	mana_ai_audit_guard_lift(true);
 	PG_TRY();
 	{
-		SPI_execute_with_args("SELECT mana_ai.purge_decrypt_audit($1)",
-							  1, types, values, NULL, false, 0);
+		if (SPI_execute_with_args("SELECT mana_ai.purge_decrypt_audit($1)",
+								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "mana_ai retention: could not purge old decrypt audit rows");
 	}
 	PG_FINALLY();
 	{
 		mana_ai_audit_guard_lift(false);
 	}
 	PG_END_TRY();
-	SPI_finish();
+	mana_ai_spi_finish();
 }

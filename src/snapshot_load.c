@@ -18,6 +18,7 @@
 #include "utils/jsonb.h"
 
 #include "snapshot_load.h"
+#include "spi_plans.h"
 
 /* The record column of the one row sql ($1 user, $2 id) finds, or NULL. */
 static Jsonb *
@@ -28,8 +29,7 @@ load_record(const char *sql, const char *user_id, const char *id)
 	Datum		values[2] = {CStringGetTextDatum(user_id), CStringGetTextDatum(id)};
 	Jsonb	   *record = NULL;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	mana_ai_spi_connect();
 	if (SPI_execute_with_args(sql, 2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "snapshot lookup failed");
 	if (SPI_processed == 1)
@@ -45,7 +45,7 @@ load_record(const char *sql, const char *user_id, const char *id)
 			MemoryContextSwitchTo(spi);
 		}
 	}
-	SPI_finish();
+	mana_ai_spi_finish();
 	return record;
 }
 

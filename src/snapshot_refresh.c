@@ -37,6 +37,7 @@
 #include "metrics.h"
 #include "snapshot.h"
 #include "snapshot_internal.h"
+#include "spi_plans.h"
 
 /*
  * The horizon this refresh may move to: the oldest start of a transaction
@@ -174,9 +175,9 @@ mana_ai_refresh_snapshots_run(RefreshCounts *missions, RefreshCounts *agents)
 {
 	RefreshCounts counts[NKINDS];
 
-	SPI_connect();
+	mana_ai_spi_connect();
 	refresh_all(counts);
-	SPI_finish();
+	mana_ai_spi_finish();
 
 	mana_ai_metric_inc(MC_SNAPSHOTS_NEW, counts[0].new_snapshots + counts[1].new_snapshots);
 	mana_ai_metric_inc(MC_SNAPSHOTS_UPDATED, counts[0].updated_snapshots + counts[1].updated_snapshots);

@@ -7,8 +7,9 @@
  * preparing and planning a statement anew on every call would cost more
  * than a quiet refresh itself.  Owns nothing but the preparing and the
  * table of kept plans: one per statement text, in CacheMemoryContext for
- * the life of the process, so memory does not grow with ticks.  Must only
- * ever be given constant SQL text.
+ * the life of the process, so memory does not grow with ticks; and the
+ * checked SPI_connect/SPI_finish every file uses.  Must only ever be
+ * given constant SQL text.
  */
 #include "postgres.h"
 
@@ -58,4 +59,22 @@ mana_ai_run_kept(const char *sql, int nargs, Oid *argtypes, int cursor_options,
 
 	if (rc != expected)
 		elog(ERROR, "mana_ai: statement failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+void
+mana_ai_spi_connect(void)
+{
+	int			rc = SPI_connect();
+
+	if (rc != SPI_OK_CONNECT)
+		elog(ERROR, "mana_ai: SPI_connect failed: %s", SPI_result_code_string(rc));
+}
+
+void
+mana_ai_spi_finish(void)
+{
+	int			rc = SPI_finish();
+
+	if (rc != SPI_OK_FINISH)
+		elog(ERROR, "mana_ai: SPI_finish failed: %s", SPI_result_code_string(rc));
 }

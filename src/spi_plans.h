@@ -26,4 +26,8 @@ extern void mana_ai_run_kept(const char *sql, int nargs, Oid *argtypes,
 							 int cursor_options, Datum *args, const char *nulls,
 							 int expected);
 
+/* SPI_connect and SPI_finish; ERROR unless SPI answers OK. */
+extern void mana_ai_spi_connect(void);
+extern void mana_ai_spi_finish(void);
+
 #endif

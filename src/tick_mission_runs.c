@@ -160,9 +160,9 @@ tick_mission_runs_record(Tick *t, const char *tick_error)
 	values[1] = JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_ARRAY, NULL)));
 	values[0] = Int64GetDatum(t->run_id);
 
-	SPI_connect();
+	mana_ai_spi_connect();
 	mana_ai_run_kept(record_sql, 2, types, 0, values, NULL, SPI_OK_SELECT);
-	SPI_finish();
+	mana_ai_spi_finish();
 	MemoryContextSwitchTo(t->cxt);
 }
 

@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -31,10 +32,23 @@
 #include "planner.h"
 #include "resolvers.h"
 #include "snapshot.h"
+#include "spi_plans.h"
 #include "tick.h"
 #include "tick_internal.h"
 
 #define LEGACY_AGENT_ID	"legacy:ai-default"
+
+/*
+ * Missions running per (user_id, agent_id) in this tick.  The key is the
+ * whole pair however long ("<length of user_id>:<user_id><agent_id>", so
+ * no id can run into the other), not a fixed-size copy that two long ids
+ * sharing a prefix would collide in.
+ */
+typedef struct AgentSlots
+{
+	char	   *key;			/* hash key: a pointer to the string */
+	int			running;
+} AgentSlots;
 
 static Jsonb *run_tick(TickMode mode, MemoryContext cxt);
 static void refresh_phase(Tick *t);
@@ -43,6 +57,8 @@ static void prepare_job(Tick *t, Job *job);
 static void llm_phase(Tick *t);
 static void settle_job(Tick *t, Job *job);
 static void new_uuid(char *out);
+static uint32 agent_key_hash(const void *key, Size keysize);
+static int	agent_key_match(const void *a, const void *b, Size keysize);
 
 /* ------------------------------------------------------------ entry points */
 
@@ -173,7 +189,7 @@ select_phase(Tick *t)
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: selecting due missions");
 	tick_unit_begin(t);
-	SPI_connect();
+	mana_ai_spi_connect();
 	if (SPI_execute("SELECT m.user_id, m.mission_id, m.record, m.record ->> 'nextRunAt',"
 					"       m.agent_id, a.agent_id IS NOT NULL, a.record, a.name, a.state, a.deleted,"
 					"       a.max_concurrent_missions, a.max_tokens_per_day,"
@@ -190,10 +206,13 @@ select_phase(Tick *t)
 		elog(ERROR, "mana_ai: could not list the due missions");
 
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = NAMEDATALEN * 4;
-	ctl.entrysize = ctl.keysize + sizeof(int);
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(AgentSlots);
+	ctl.hash = agent_key_hash;
+	ctl.match = agent_key_match;
 	ctl.hcxt = t->cxt;
-	taken = hash_create("mana_ai agent concurrency", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	taken = hash_create("mana_ai agent concurrency", 64, &ctl,
+						HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 
 	n = SPI_processed;
 	t->due = (int) n;
@@ -232,12 +251,11 @@ select_phase(Tick *t)
 			bool		no_budget;
 			int64		budget = DatumGetInt64(SPI_getbinval(tup, desc, 12, &no_budget));
 			int64		used = DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
-			char		key[NAMEDATALEN * 4];
+			char	   *key = psprintf("%zu:%s%s", strlen(job->user_id), job->user_id, agent_id);
 			bool		found;
 			int		   *count;
 
-			snprintf(key, sizeof(key), "%s\x1f%s", job->user_id, agent_id);
-			count = (int *) ((char *) hash_search(taken, key, HASH_ENTER, &found) + ctl.keysize);
+			count = &((AgentSlots *) hash_search(taken, &key, HASH_ENTER, &found))->running;
 			if (!found)
 				*count = 0;
 
@@ -282,7 +300,7 @@ select_phase(Tick *t)
 		t->jobs = lappend(t->jobs, job);
 		MemoryContextSwitchTo(spi_cxt);
 	}
-	SPI_finish();
+	mana_ai_spi_finish();
 	tick_unit_commit(t);
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: preparing prompts");
@@ -390,6 +408,20 @@ settle_job(Tick *t, Job *job)
 }
 
 /* ------------------------------------------------------------ small helpers */
+
+static uint32
+agent_key_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) s, (int) strlen(s));
+}
+
+static int
+agent_key_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
 
 static void
 new_uuid(char *out)

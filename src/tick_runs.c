@@ -21,6 +21,7 @@
 
 #include "instants.h"
 #include "jsonb_members.h"
+#include "spi_plans.h"
 #include "tick_internal.h"
 
 #define MAX_TICK_ERRORS 50
@@ -33,7 +34,7 @@ tick_runs_insert(Tick *t, const char *status)
 
 	values[0] = CStringGetTextDatum(t->mode == TICK_WORKER ? "worker" : "sql");
 	values[1] = CStringGetTextDatum(status);
-	SPI_connect();
+	mana_ai_spi_connect();
 	if (SPI_execute_with_args("INSERT INTO mana_ai.tick_runs (source, status, finished_at, errors)"
 							  " VALUES ($1, $2, CASE WHEN $2 = 'running' THEN NULL ELSE clock_timestamp() END,"
 							  "         CASE WHEN $2 = 'running' THEN '[]'::jsonb ELSE jsonb_build_array($2) END)"
@@ -42,7 +43,7 @@ tick_runs_insert(Tick *t, const char *status)
 		elog(ERROR, "mana_ai: could not record the tick run");
 	t->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 											&(bool) {false}));
-	SPI_finish();
+	mana_ai_spi_finish();
 	MemoryContextSwitchTo(t->cxt);
 }
 
@@ -78,12 +79,13 @@ tick_runs_mark_failed(int64 run_id, const char *message)
 
 	values[0] = Int64GetDatum(run_id);
 	values[1] = CStringGetTextDatum(message);
-	SPI_connect();
-	SPI_execute_with_args("UPDATE mana_ai.tick_runs SET status = 'failed', finished_at = clock_timestamp(),"
-						  "       errors = errors || jsonb_build_array($2)"
-						  " WHERE id = $1 AND status = 'running'",
-						  2, types, values, NULL, false, 0);
-	SPI_finish();
+	mana_ai_spi_connect();
+	if (SPI_execute_with_args("UPDATE mana_ai.tick_runs SET status = 'failed', finished_at = clock_timestamp(),"
+							  "       errors = errors || jsonb_build_array($2)"
+							  " WHERE id = $1 AND status = 'running'",
+							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "mana_ai: could not mark the tick run failed");
+	mana_ai_spi_finish();
 }
 
 void

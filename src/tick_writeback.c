@@ -101,7 +101,7 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	values[9] = CStringGetTextDatum(job->agent_id);
 	values[10] = CStringGetTextDatum(job->agent_name);
 
-	SPI_connect();
+	mana_ai_spi_connect();
 	mana_ai_run_kept(write_sql, 11, types, 0, values, nulls, SPI_OK_INSERT);
 
 	/* The slot is settled: forget its failures; count the tokens spent. */
@@ -117,7 +117,7 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 		uvalues[3] = Int64GetDatum(job->call->total_tokens);
 		mana_ai_run_kept(tokens_sql, 4, utypes, 0, uvalues, NULL, SPI_OK_INSERT);
 	}
-	SPI_finish();
+	mana_ai_spi_finish();
 	mana_ai_leave_user_scope(scope);
 	MemoryContextSwitchTo(t->cxt);
 	job->written = true;

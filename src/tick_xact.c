@@ -18,6 +18,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "spi_plans.h"
 #include "tick_internal.h"
 
 /*
@@ -29,7 +30,7 @@ tick_lock_try(TickMode mode)
 {
 	bool		got;
 
-	SPI_connect();
+	mana_ai_spi_connect();
 	if (SPI_execute(mode == TICK_WORKER ?
 					"SELECT pg_catalog.pg_try_advisory_lock(1835101793, 100)" :
 					"SELECT pg_catalog.pg_try_advisory_xact_lock(1835101793, 100)",
@@ -37,7 +38,7 @@ tick_lock_try(TickMode mode)
 		elog(ERROR, "mana_ai: could not ask for the tick lock");
 	got = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool)
 									 {false}));
-	SPI_finish();
+	mana_ai_spi_finish();
 	return got;
 }
 
@@ -71,9 +72,10 @@ tick_lock_release(void)
 
 	if (!in_xact)
 		worker_xact_begin();
-	SPI_connect();
-	SPI_execute("SELECT pg_catalog.pg_advisory_unlock(1835101793, 100)", false, 1);
-	SPI_finish();
+	mana_ai_spi_connect();
+	if (SPI_execute("SELECT pg_catalog.pg_advisory_unlock(1835101793, 100)", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "mana_ai: could not release the tick lock");
+	mana_ai_spi_finish();
 	if (!in_xact)
 		worker_xact_commit();
 }
@@ -195,9 +197,9 @@ void
 tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
 		  int expected, const char *what)
 {
-	SPI_connect();
+	mana_ai_spi_connect();
 	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) != expected)
 		elog(ERROR, "mana_ai: could not %s", what);
-	SPI_finish();
+	mana_ai_spi_finish();
 	MemoryContextSwitchTo(t->cxt);
 }

@@ -34,6 +34,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -42,6 +43,7 @@
 #include "guc.h"
 #include "mana_ai.h"
 #include "shmem.h"
+#include "spi_plans.h"
 #include "tick.h"
 
 /* How often the launcher re-checks a missing database or role. */
@@ -322,6 +324,15 @@ mana_ai_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(mana_ai_database, role, 0);
 	pgstat_report_appname("mana_ai worker");
 
+	/*
+	 * Every statement the worker runs resolves names through pg_catalog
+	 * first, whatever ALTER DATABASE / ALTER ROLE ... SET search_path says:
+	 * a schema the role can be given objects in must not replace a
+	 * built-in function or operator (CVE-2018-1058), as autovacuum and the
+	 * logical replication workers do.  PGC_S_OVERRIDE: no reload changes it.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
 	LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
 	mana_ai_shared->worker_pid = MyProcPid;
 	mana_ai_shared->worker_started_at = GetCurrentTimestamp();
@@ -471,7 +482,14 @@ extension_installed(void)
 	return found;
 }
 
-/* Like pg_cron at start: runs a crash left open are failed, not running. */
+/*
+ * Like pg_cron at start: runs a crash left open are failed, not running.
+ * A run is live while its backend holds the tick lock (1835101793, 100;
+ * tick_xact.c): pg_locks shows every role's locks, whereas
+ * pg_stat_activity hides another role's backend_start, so a test on that
+ * alone took a live tick of another role for a dead one.  A backend that
+ * visibly started after the run only reuses the pid of the dead one.
+ */
 static void
 mark_unfinished_ticks_failed(void)
 {
@@ -479,23 +497,29 @@ mark_unfinished_ticks_failed(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
+	mana_ai_spi_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "mana_ai: marking unfinished tick runs failed");
 	ret = SPI_execute("UPDATE mana_ai.tick_runs"
 					  "   SET status = 'failed', finished_at = clock_timestamp(),"
 					  "       errors = errors || '[\"server restarted\"]'::jsonb"
 					  " WHERE status = 'running'"
-					  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
-					  "                    WHERE a.pid = tick_runs.backend_pid"
-					  "                      AND a.backend_start <= tick_runs.started_at)",
+					  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
+					  "                    WHERE l.locktype = 'advisory' AND l.granted"
+					  "                      AND l.pid = tick_runs.backend_pid"
+					  "                      AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d"
+					  "                                         WHERE d.datname = current_database())"
+					  "                      AND l.classid = 1835101793 AND l.objid = 100 AND l.objsubid = 2"
+					  "                      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+					  "                                       WHERE a.pid = l.pid"
+					  "                                         AND a.backend_start > tick_runs.started_at))",
 					  false, 0);
 	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "mana_ai: marking unfinished tick runs failed returned %d", ret);
+		elog(ERROR, "mana_ai: marking unfinished tick runs failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
 		ereport(LOG, (errmsg("mana_ai worker marked %llu unfinished tick run(s) as failed",
 							 (unsigned long long) SPI_processed)));
-	SPI_finish();
+	mana_ai_spi_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -40,9 +40,15 @@ CREATE AGGREGATE mana_ai.lww_merge_report(record_id text, op text, data jsonb,
 COMMENT ON AGGREGATE mana_ai.lww_merge_report(text, text, jsonb, jsonb, timestamptz) IS
     'lww_merge plus the number of rows applied, rows skipped as malformed and stamps that did not parse';
 
+-- Every function that runs SQL of its own inside (SPI) pins search_path,
+-- here and in the other files: its statements name unqualified built-ins
+-- (now(), unnest, jsonb_build_object, ->>, =), which an object of the same
+-- name in a schema earlier on the caller's path would otherwise replace
+-- (CVE-2018-1058).  The worker pins it at connect (worker.c).
 CREATE FUNCTION mana_ai.replay_record(user_id text, app_id text, table_name text, record_id text)
     RETURNS jsonb
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_replay_record_sql';
 COMMENT ON FUNCTION mana_ai.replay_record(text, text, text, text) IS
     'One record replayed by LWW from its whole history, read with app.current_user_id = user_id; NULL if never written or deleted';
@@ -94,8 +100,17 @@ COMMENT ON TABLE mana_ai.snapshot_tombstones IS
 
 -- The horizon a refresh may move to: the start of the oldest transaction
 -- in progress in this database (it may still insert rows stamped with
--- it), NULL when that cannot be known (prepared transactions exist, or
--- track_activities is off): then the horizon stays.  SECURITY DEFINER
+-- it), NULL when that cannot be known (prepared transactions exist,
+-- track_activities is off, or a backend's transaction cannot be dated):
+-- then the horizon stays.  Every kind of backend that can insert counts:
+-- client backends, walsenders, and every background worker (logical
+-- replication apply and table sync workers, parallel workers, other
+-- extensions' workers, each of which pg_stat_activity names by its own
+-- type); only autovacuum workers, which never insert into a user table,
+-- are left out, so a long VACUUM does not hold the horizon.  While this
+-- database has a subscription, rows arrive with the created_at the
+-- publisher gave them, older than any transaction here: the horizon then
+-- also stays mana_ai.late_row_window behind now().  SECURITY DEFINER
 -- because pg_stat_activity hides other roles' xact_start; returns one
 -- timestamp, no data.  PL/pgSQL so its plans stay cached in a long-lived
 -- backend (a SQL function would be planned again on every refresh), and
@@ -109,14 +124,27 @@ CREATE FUNCTION mana_ai.refresh_horizon()
 DECLARE
     db oid := (SELECT d.oid FROM pg_catalog.pg_database d
                 WHERE d.datname = pg_catalog.current_database());
+    oldest timestamptz;
+    undated boolean;
 BEGIN
     IF NOT pg_catalog.current_setting('track_activities')::boolean
        OR EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xact() p WHERE p.dbid = db) THEN
         RETURN NULL;
     END IF;
-    RETURN LEAST(pg_catalog.now(),
-                 (SELECT pg_catalog.min(a.xact_start) FROM pg_catalog.pg_stat_get_activity(NULL) a
-                   WHERE a.datid = db AND a.backend_type IN ('client backend', 'background worker')));
+    SELECT pg_catalog.min(a.xact_start),
+           pg_catalog.bool_or(a.state = 'disabled'
+                              OR (a.xact_start IS NULL AND a.backend_xid IS NOT NULL))
+      INTO oldest, undated
+      FROM pg_catalog.pg_stat_get_activity(NULL) a
+     WHERE a.datid = db AND a.backend_type IS DISTINCT FROM 'autovacuum worker';
+    IF undated THEN
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subdbid = db) THEN
+        oldest := LEAST(oldest, pg_catalog.now() - COALESCE(NULLIF(
+            pg_catalog.current_setting('mana_ai.late_row_window', true), ''), '60s')::pg_catalog.interval);
+    END IF;
+    RETURN LEAST(pg_catalog.now(), oldest);
 END
 $$;
 COMMENT ON FUNCTION mana_ai.refresh_horizon() IS
@@ -191,6 +219,7 @@ CREATE FUNCTION mana_ai.refresh_snapshots()
     RETURNS TABLE (kind text, rows_applied bigint, new_snapshots int,
                    updated_snapshots int, deleted_snapshots int, skipped_rows bigint)
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_refresh_snapshots';
 COMMENT ON FUNCTION mana_ai.refresh_snapshots() IS
     'Fold new sync_changes rows into mission_snapshots and agent_snapshots; one row per kind';

@@ -17,6 +17,7 @@ COMMENT ON FUNCTION mana_ai.derive_mission_key(bytea, jsonb) IS
 CREATE FUNCTION mana_ai.decrypt_input(user_id text, mission_id text, module text,
                                       table_name text, record_id text) RETURNS jsonb
     LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_decrypt_input';
 COMMENT ON FUNCTION mana_ai.decrypt_input(text, text, text, text, text) IS
     'One encrypted input decrypted under its mission''s grant, with exactly one decrypt_audit row; NULL when refused';
@@ -25,6 +26,7 @@ CREATE FUNCTION mana_ai.audit_decrypt(user_id text, mission_id text, iteration_i
                                       table_name text, record_id text, status text,
                                       reason text DEFAULT NULL) RETURNS bigint
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_audit_decrypt';
 COMMENT ON FUNCTION mana_ai.audit_decrypt(text, text, text, text, text, text, text) IS
     'Append one decrypt_audit row (status ok, failed or scope-violation) under the row user''s scope; returns its id';
@@ -65,6 +67,7 @@ COMMENT ON FUNCTION mana_ai.read_decrypt_audit(text, int) IS
 
 CREATE FUNCTION mana_ai.resolve_inputs(user_id text, mission_id text) RETURNS jsonb
     LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_resolve_inputs_sql';
 COMMENT ON FUNCTION mana_ai.resolve_inputs(text, text) IS
     'Diagnostic: the mission''s inputs as the planner would see them, [{module, table, title, content}] (decrypts and audits)';

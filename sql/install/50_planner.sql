@@ -133,12 +133,14 @@ CREATE TRIGGER tools_validate
 
 CREATE FUNCTION mana_ai.parse_plan(answer text) RETURNS jsonb
 LANGUAGE c STABLE STRICT
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'mana_ai_parse_plan';
 COMMENT ON FUNCTION mana_ai.parse_plan(text) IS
     'Strict parse of an LLM answer against the full tool catalog: {ok:true, plan:{summary, steps}} or {ok:false, reason, step?, detail}';
 
 CREATE FUNCTION mana_ai.parse_plan_for(answer text, agent jsonb) RETURNS jsonb
 LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'mana_ai_parse_plan_for_agent';
 COMMENT ON FUNCTION mana_ai.parse_plan_for(text, jsonb) IS
     'parse_plan against the catalog filtered by the agent record''s policy (NULL agent: all tools)';
@@ -146,6 +148,7 @@ COMMENT ON FUNCTION mana_ai.parse_plan_for(text, jsonb) IS
 CREATE FUNCTION mana_ai.render_prompt(mission jsonb, agent jsonb DEFAULT NULL, inputs jsonb DEFAULT '[]')
 RETURNS jsonb
 LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'mana_ai_render_prompt_sql';
 COMMENT ON FUNCTION mana_ai.render_prompt(jsonb, jsonb, jsonb) IS
     'The planner prompt {system, user} for a mission record, an optional agent record and resolved inputs [{module, table, title, content}]';

@@ -48,6 +48,7 @@ CREATE FUNCTION mana_ai.build_iteration(iteration_id text, started_at timestampt
 
 CREATE FUNCTION mana_ai.tick() RETURNS jsonb
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_tick_sql';
 COMMENT ON FUNCTION mana_ai.tick() IS
     'One tick (SPEC 4) in the calling transaction; the worker runs the same code';
@@ -55,6 +56,7 @@ COMMENT ON FUNCTION mana_ai.tick() IS
 -- SPEC 9: callable as written with the default search_path.
 CREATE FUNCTION public.mana_ai_tick() RETURNS jsonb
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_tick_sql';
 COMMENT ON FUNCTION public.mana_ai_tick() IS
     'One tick of the mana_ai runner: {scannedAt, dueMissionCount, plansProduced, plansWrittenBack, parseFailures, errors[]}';
@@ -62,6 +64,7 @@ REVOKE ALL ON FUNCTION public.mana_ai_tick() FROM PUBLIC;
 
 CREATE FUNCTION mana_ai.build_prompt(user_id text, mission_id text) RETURNS jsonb
     LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mana_ai_build_prompt';
 COMMENT ON FUNCTION mana_ai.build_prompt(text, text) IS
     'The {system, user} messages the planner would send for this mission (grant unwrapped, inputs resolved); no LLM call';
