@@ -6,12 +6,25 @@ Owns nothing but these definitions; runs no query of its own.
 """
 
 
+import datetime as dt
+
+
 class Fail(Exception):
     pass
 
 
 def log(msg):
     print("soak: " + msg, flush=True)
+
+
+def iso(t):
+    """As the web app writes it (Date.toISOString)."""
+    t = t.astimezone(dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (t.microsecond // 1000)
+
+
+def utcnow():
+    return dt.datetime.now(dt.timezone.utc)
 
 
 METRICS_SQL = "SELECT name, coalesce(labels::text, '{}'), value::text FROM mana_ai.metrics"
