@@ -52,6 +52,14 @@ tool is create_task when offered, else the first one.
 Every tools answer carries usage {prompt_tokens, completion_tokens,
 total_tokens} with total_tokens = the total_tokens option, per round.
 
+Random faults (for soak tests): --latency-range LO-HI draws each answer's
+latency uniformly from LO..HI ms (a [mock:latency:MS] marker still wins);
+--error-rate P answers a request, with probability P, in one of
+--error-modes (comma list, default error500) instead of the current mode;
+markers and per-model failures are never replaced.  /__stats counts these
+under "injected".  Both are options of /__control too (latency_range_ms
+[lo, hi] or null, error_rate, error_modes).
+
 Per model: a request whose "model" contains "fail500" answers 500, "fail429"
 answers 429 (Retry-After: retry_after), "hang" never answers, whatever the
 markers say (for model-fallback chains such as "mock-fail500,gpt-4o-mini").
@@ -62,6 +70,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import re
 import select
 import socket
@@ -106,14 +115,18 @@ class State:
             "huge_bytes": 20 * 1024 * 1024,
             "huge_no_length": False,    # True: no Content-Length, close at end
             "content": None,     # None: the default plan in a ```json block
+            "latency_range_ms": args.latency_range,   # None or [lo, hi]
+            "error_rate": args.error_rate,
+            "error_modes": args.error_modes,
         }
+        self.rng = random.Random(args.seed)
         self.reset()
 
     def reset(self):
         with self.lock:
             self.requests = []
             self.stats = {"requests": 0, "by_mode": {}, "by_status": {},
-                          "in_flight": 0, "max_in_flight": 0}
+                          "in_flight": 0, "max_in_flight": 0, "injected": {}}
             self.failures_left = {}     # per user message, for *-n-then-ok
             self.global_failures = 0    # answered failures in global mode
 
@@ -335,6 +348,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError("control body must be an object")
             if "mode" in req and req["mode"] not in MODES:
                 raise ValueError("unknown mode")
+            if any(m not in MODES for m in req.get("error_modes", ())):
+                raise ValueError("unknown mode in error_modes")
             unknown = set(req) - set(st.options)
             if unknown:
                 raise ValueError("unknown option(s): " + ", ".join(sorted(unknown)))
@@ -357,6 +372,9 @@ class Handler(BaseHTTPRequestHandler):
         user = user_message(body) if isinstance(body, dict) else ""
         mode, n = opts["mode"], opts["fail_n"]
         latency = opts["latency_ms"]
+        if opts["latency_range_ms"]:
+            with st.lock:
+                latency = st.rng.randint(*opts["latency_range_ms"])
         per_request = False
         scenario = ("tools-rounds", 2)
         for m in MARKER.finditer(user):
@@ -371,6 +389,12 @@ class Handler(BaseHTTPRequestHandler):
         model_failure = self.model_failure(body)
         if model_failure:
             mode, per_request = model_failure, True
+        elif not per_request and opts["error_rate"] > 0:
+            with st.lock:
+                if st.rng.random() < opts["error_rate"]:
+                    mode = st.rng.choice(opts["error_modes"])
+                    per_request = True
+                    st.stats["injected"][mode] = st.stats["injected"].get(mode, 0) + 1
 
         effective = self.resolve_n_then_ok(mode, n, user, per_request)
         if effective == "fail":
@@ -526,6 +550,20 @@ def watchdog(state, max_lifetime, parent):
         time.sleep(0.2)
 
 
+def latency_range(text):
+    m = re.fullmatch(r"(\d+)-(\d+)", text)
+    if not m or int(m.group(1)) > int(m.group(2)):
+        raise argparse.ArgumentTypeError("LO-HI in milliseconds, LO <= HI")
+    return [int(m.group(1)), int(m.group(2))]
+
+
+def error_modes(text):
+    modes = [m for m in text.split(",") if m]
+    if not modes or any(m not in MODES for m in modes):
+        raise argparse.ArgumentTypeError("a comma list of: " + ", ".join(MODES))
+    return modes
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=0, help="0: let the kernel pick")
@@ -537,7 +575,16 @@ def main():
     ap.add_argument("--retry-after", type=int, default=1, help="seconds, for 429")
     ap.add_argument("--redirect-to", default="ftp://127.0.0.1/plan")
     ap.add_argument("--max-lifetime", type=float, default=600)
+    ap.add_argument("--latency-range", type=latency_range, default=None, metavar="LO-HI",
+                    help="milliseconds, each answer's latency drawn uniformly")
+    ap.add_argument("--error-rate", type=float, default=0.0,
+                    help="share of requests answered in one of --error-modes")
+    ap.add_argument("--error-modes", type=error_modes, default=["error500"],
+                    help="comma list of modes for --error-rate (default error500)")
+    ap.add_argument("--seed", type=int, default=None, help="for the random faults")
     args = ap.parse_args()
+    if not 0.0 <= args.error_rate <= 1.0:
+        ap.error("--error-rate must be between 0 and 1")
 
     state = State(args)
     srv = Server(("127.0.0.1", args.port), Handler)
