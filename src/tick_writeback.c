@@ -97,7 +97,8 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[12];
 	char		nulls[12];
-	const char *model = job->prepared ? job->call->model : NULL;
+	/* a failed iteration keeps exactly SPEC 1.3's shape: no model */
+	const char *model = (job->prepared && error == NULL) ? job->call->model : NULL;
 
 	if (fresh == NULL || fresh_slot == NULL || strcmp(fresh_slot, job->slot) != 0)
 	{
@@ -123,7 +124,7 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	nulls[8] = next_null ? 'n' : ' ';
 	values[9] = CStringGetTextDatum(job->agent_id);
 	values[10] = CStringGetTextDatum(job->agent_name);
-	/* The model that answered goes on the iteration (and nowhere else). */
+	/* The model that answered goes on a planned iteration (nowhere else). */
 	values[11] = model ? CStringGetTextDatum(model) : (Datum) 0;
 	nulls[11] = model ? ' ' : 'n';
 

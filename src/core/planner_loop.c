@@ -180,8 +180,8 @@ round_body(PlanLoop *loop, int i)
 		st->messages = tool_messages_initial(m->system, m->user);
 	if (st->messages == NULL)
 		return NULL;
-	return tool_request_body(model, loop->cfg.client.temperature, st->messages,
-							 st->offered);
+	return tool_request_body_text(model, loop->cfg.client.temperature, st->messages,
+								  st->offered, m->tools);
 }
 
 /* Send mission i's next round (or end it: no time, no budget, no memory). */

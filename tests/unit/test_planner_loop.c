@@ -9,6 +9,8 @@
 #include "planner_loop.h"
 #include "tap.h"
 #include "tool_calls.h"
+#include "tool_json.h"
+#include "tool_messages.h"
 #include "tool_schema.h"
 
 static char *offered;			/* two functions, as the server builds them */
@@ -144,6 +146,31 @@ step_field(PlanMission *m, int k, const char *key)
 	json_object *v;
 
 	return step && json_object_object_get_ex(step, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+/* Splicing the tools text gives the very body serialising them gives. */
+static void
+test_body_text(void)
+{
+	json_object *tools = json_tokener_parse(offered);
+	json_object *msgs = tool_messages_initial("s", "u \"q\"");
+	char	   *compact = tool_json_text(tools);
+	char	   *a = tool_request_body("m", 0.3, msgs, tools);
+	char	   *b = tool_request_body_text("m", 0.3, msgs, tools, compact);
+	json_object *none = json_object_new_array();
+	char	   *c = tool_request_body("m", 0.3, msgs, none);
+	char	   *d = tool_request_body_text("m", 0.3, msgs, none, "[]");
+
+	is_str(b, a, "tools spliced as text: the same body");
+	is_str(d, c, "no tools: neither tools nor tool_choice");
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+	free(compact);
+	json_object_put(tools);
+	json_object_put(none);
+	json_object_put(msgs);
 }
 
 static void
@@ -472,6 +499,7 @@ main(void)
 	start_mock();
 	llm_client_global_init();
 	build_offered();
+	test_body_text();
 	test_rounds();
 	test_invalid_calls();
 	test_limits();
