@@ -8,12 +8,12 @@
  * call, shared by all its rounds and models; a call gets an equal share
  * of the time left among the models not yet tried, so a hanging model
  * leaves time for the next), the model fallback, judging each tools
- * answer and ending each loop with its reason.  Must never trust an
+ * answer and ending each loop with its reason (the plan a finished loop
+ * hands back is planner_plan.c's).  Must never trust an
  * answer (tool_calls.c judges it), never send a round past the deadline
  * or the agent's budget, and never call back into anything that could
  * jump out of a step.
  */
-#include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,26 +56,6 @@ struct PlanLoop
 };
 
 static void end_mission(PlanLoop *loop, int i, PlanEnd end);
-
-const char *
-plan_end_name(PlanEnd end)
-{
-	static const char *const names[] = {
-		"none", "stop", "max-steps", "max-rounds", "deadline", "token-budget",
-		"llm-error", "bad-answer", "cut-off", "aborted"
-	};
-
-	return (end >= PLAN_END_NONE && end <= PLAN_END_ABORTED) ? names[end] : "none";
-}
-
-void
-plan_mission_clear(PlanMission *m)
-{
-	free(m->content);
-	m->content = NULL;
-	json_object_put(m->steps);
-	m->steps = NULL;
-}
 
 /* The parsed tools array for text, from the cache or parsed now. */
 static json_object *
@@ -252,15 +232,6 @@ make_ready(PlanLoop *loop, int i)
 {
 	loop->ready[(loop->ready_head + loop->ready_len) % loop->n] = i;
 	loop->ready_len++;
-}
-
-static bool
-is_blank(const char *s)
-{
-	for (; s && *s; s++)
-		if (!isspace((unsigned char) *s))
-			return false;
-	return true;
 }
 
 /* Whether name is one of the offered functions (metrics label it so). */
@@ -594,46 +565,4 @@ plan_loop_run(const PlanLoopConfig *cfg, PlanMission *missions, int n,
 	}
 	plan_loop_free(loop);
 	return finished ? 0 : 1;
-}
-
-char *
-plan_mission_plan_json(const PlanMission *m)
-{
-	json_object *plan = json_object_new_object();
-	json_object *steps = json_object_new_array();
-	char		summary[128];
-	char	   *text;
-	size_t		n = m->steps ? json_object_array_length(m->steps) : 0;
-
-	if (!is_blank(m->content))
-		json_object_object_add(plan, "summary", json_object_new_string(m->content));
-	else
-	{
-		if (n == 0)
-			snprintf(summary, sizeof(summary), "Gerade ist nichts zu tun.");
-		else
-			snprintf(summary, sizeof(summary), "%zu %s zur Prüfung.", n,
-					 n == 1 ? "Vorschlag" : "Vorschläge");
-		json_object_object_add(plan, "summary", json_object_new_string(summary));
-	}
-	for (size_t k = 0; k < n; k++)
-	{
-		json_object *src = json_object_array_get_idx(m->steps, k);
-		json_object *step = json_object_new_object();
-		json_object *v = NULL;
-
-		json_object_object_get_ex(src, "rationale", &v);
-		json_object_object_add(step, "summary", json_object_get(v));
-		json_object_object_get_ex(src, "toolName", &v);
-		json_object_object_add(step, "toolName", json_object_get(v));
-		json_object_object_get_ex(src, "params", &v);
-		json_object_object_add(step, "params", json_object_get(v));
-		json_object_object_get_ex(src, "rationale", &v);
-		json_object_object_add(step, "rationale", json_object_get(v));
-		json_object_array_add(steps, step);
-	}
-	json_object_object_add(plan, "steps", steps);
-	text = tool_json_text(plan);
-	json_object_put(plan);
-	return text;
 }
