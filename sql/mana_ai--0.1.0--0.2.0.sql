@@ -219,3 +219,69 @@ BEGIN
     RETURN LEAST(pg_catalog.now(), oldest);
 END
 $$;
+
+-- ---- planner 2: mana_ai.tools is checked by the tools protocol's rules (issue 12) ----
+-- The trigger's parameter checks move to the C check that builds the JSON
+-- Schema (src/core/tool_schema.c), so what a DBA may write is exactly what
+-- the planner can offer as a function.  Existing rows are not re-checked;
+-- a tick leaves out (with a WARNING) a row that cannot map.
+CREATE FUNCTION mana_ai.tool_parameters_error(parameters jsonb) RETURNS text
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'mana_ai_tool_parameters_error';
+COMMENT ON FUNCTION mana_ai.tool_parameters_error(jsonb) IS
+    'Why a parameter list cannot become the JSON Schema of a tools-protocol function (NULL: it can)';
+
+CREATE OR REPLACE FUNCTION mana_ai.tools_validate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    problem text;
+BEGIN
+    IF NEW.name IS NULL OR NEW.name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid tool name "%"', NEW.name
+            USING ERRCODE = 'check_violation',
+                  HINT = 'A tool name is lower-case snake_case of 1 to 63 characters, such as create_task.';
+    END IF;
+    IF NEW.module IS NULL OR NEW.module !~ '^[a-z][a-zA-Z0-9_-]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid module "%" for tool "%"', NEW.module, NEW.name
+            USING ERRCODE = 'check_violation',
+                  HINT = 'A module is the app name the tool writes to, such as todo or calendar.';
+    END IF;
+    IF NEW.description IS NULL OR btrim(NEW.description) = '' THEN
+        RAISE EXCEPTION 'tool "%" needs a description', NEW.name
+            USING ERRCODE = 'check_violation',
+                  HINT = 'The planner shows the description to the LLM; say what the tool does.';
+    END IF;
+    IF NEW.parameters IS NULL THEN
+        RAISE EXCEPTION 'parameters of tool "%" must be a JSON array', NEW.name
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Use [] for a tool without parameters, or [{"name": ..., "type": ..., "required": ..., "description": ...}].';
+    END IF;
+
+    -- The one rule set of the tools protocol (src/core/tool_schema.c): a
+    -- list it cannot turn into a JSON Schema is refused here, not when a
+    -- tick offers the tool.
+    problem := mana_ai.tool_parameters_error(NEW.parameters);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid parameters for tool "%": %', NEW.name, problem
+            USING ERRCODE = 'check_violation',
+                  HINT = 'parameters is [] or [{"name": "dueDate", "type": "string", "required": false, "description": "...", "enum": [...]}]: name an identifier other than rationale, type one of string, number, integer, boolean, array, object; required, description and enum optional.';
+    END IF;
+
+    -- The primary key is the real guard (also between concurrent
+    -- writers); this check only words the common case with a hint.
+    IF EXISTS (SELECT 1 FROM mana_ai.tools t
+                WHERE t.name = NEW.name
+                  AND (TG_OP = 'INSERT' OR t.name IS DISTINCT FROM OLD.name)) THEN
+        RAISE EXCEPTION 'tool "%" already exists', NEW.name
+            USING ERRCODE = 'unique_violation',
+                  HINT = 'Tool names are unique; UPDATE the existing row instead.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION mana_ai.tools_validate() IS
+    'Refuses a mana_ai.tools row whose name, module or description is unusable or whose parameters cannot become a JSON Schema';
+REVOKE ALL ON FUNCTION mana_ai.tool_parameters_error(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mana_ai.tool_parameters_error(jsonb) TO PUBLIC;

@@ -42,8 +42,18 @@ int			mana_ai_late_row_window = 60;
  */
 #define LLM_BUFFER_CAP_KB (256 * 1024)
 
+int			mana_ai_planner_protocol = MANA_AI_PROTOCOL_TOOLS;
+int			mana_ai_planner_max_rounds = 5;
+
+static const struct config_enum_entry planner_protocol_options[] = {
+	{"tools", MANA_AI_PROTOCOL_TOOLS, false},
+	{"json", MANA_AI_PROTOCOL_JSON, false},
+	{NULL, 0, false}
+};
+
 static bool check_timezone_name(char **newval, void **extra, GucSource source);
 static bool check_llm_url(char **newval, void **extra, GucSource source);
+static bool check_llm_model(char **newval, void **extra, GucSource source);
 static bool check_llm_buffer(int parallel, int size_kb);
 static bool check_llm_max_parallel(int *newval, void **extra, GucSource source);
 static bool check_llm_max_response_size(int *newval, void **extra, GucSource source);
@@ -108,6 +118,53 @@ check_llm_max_response_size(int *newval, void **extra, GucSource source)
 	return check_llm_buffer(mana_ai_llm_max_parallel, *newval);
 }
 
+/* A chain of 1 to MANA_AI_MAX_MODELS names separated by commas. */
+static bool
+check_llm_model(char **newval, void **extra, GucSource source)
+{
+	char		names[MANA_AI_MAX_MODELS][MANA_AI_MODEL_NAME_LEN];
+	int			n = mana_ai_llm_model_chain(*newval, names);
+
+	if (n < 0)
+	{
+		GUC_check_errdetail("mana_ai.llm_model is a comma-separated list of 1 to %d model names of at most %d bytes each, such as \"gpt-4o-mini,llama3.1:8b\".",
+							MANA_AI_MAX_MODELS, MANA_AI_MODEL_NAME_LEN - 1);
+		return false;
+	}
+	return true;
+}
+
+int
+mana_ai_llm_model_chain(const char *value, char names[][MANA_AI_MODEL_NAME_LEN])
+{
+	int			n = 0;
+	const char *p = value;
+
+	if (value == NULL)
+		return -1;
+	for (;;)
+	{
+		const char *end = strchr(p, ',');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+
+		while (len > 0 && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0 || len >= MANA_AI_MODEL_NAME_LEN || n >= MANA_AI_MAX_MODELS)
+			return -1;
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char) p[i] < 0x20 || p[i] == 0x7f)
+				return -1;
+		memcpy(names[n], p, len);
+		names[n][len] = '\0';
+		n++;
+		if (end == NULL)
+			return n;
+		p = end + 1;
+	}
+}
+
 void
 mana_ai_define_gucs(void)
 {
@@ -145,15 +202,16 @@ mana_ai_define_gucs(void)
 							   &mana_ai_llm_url, "http://localhost:3020",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_llm_url, NULL, NULL);
 	DefineCustomStringVariable("mana_ai.llm_model",
-							   "Model name sent to the LLM.",
-							   NULL, &mana_ai_llm_model, "gpt-4o-mini",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   "Model sent to the LLM, or a comma-separated fallback chain.",
+							   "A call failing by connection error, timeout, 5xx or 429 moves to the next model.",
+							   &mana_ai_llm_model, "gpt-4o-mini",
+							   PGC_SIGHUP, 0, check_llm_model, NULL, NULL);
 	DefineCustomRealVariable("mana_ai.llm_temperature",
 							 "Sampling temperature sent to the LLM.",
 							 NULL, &mana_ai_llm_temperature, 0.3, 0.0, 2.0,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mana_ai.llm_timeout",
-							"Total time allowed for one planner call, retries included.",
+							"Total time allowed for one mission's planner conversation: every round, retry and fallback.",
 							NULL, &mana_ai_llm_timeout, 60000, 100, 10 * 60 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("mana_ai.llm_connect_timeout",
@@ -206,6 +264,16 @@ mana_ai_define_gucs(void)
 							"The refresh keeps re-reading this much of the log; 0 trusts created_at to be a local transaction start.",
 							&mana_ai_late_row_window, 60, 0, INT_MAX / 1000,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("mana_ai.planner_protocol",
+							 "How the planner talks to the LLM: tools (function calling) or json (a fenced JSON plan).",
+							 NULL, &mana_ai_planner_protocol, MANA_AI_PROTOCOL_TOOLS,
+							 planner_protocol_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.planner_max_rounds",
+							"Rounds of tool calls one mission's planner conversation may take (tools protocol).",
+							NULL, &mana_ai_planner_max_rounds, 5, 1, 20,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("mana_ai");
 }

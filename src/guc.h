@@ -16,7 +16,7 @@ extern int	mana_ai_tick_interval;	/* seconds */
 extern char *mana_ai_llm_url;
 extern char *mana_ai_llm_model;
 extern double mana_ai_llm_temperature;
-extern int	mana_ai_llm_timeout;	/* milliseconds, whole request */
+extern int	mana_ai_llm_timeout;	/* milliseconds, a mission's whole loop */
 extern int	mana_ai_llm_connect_timeout;	/* milliseconds */
 extern int	mana_ai_llm_max_parallel;
 extern int	mana_ai_llm_max_response_size;	/* kilobytes */
@@ -28,6 +28,20 @@ extern int	mana_ai_audit_retention;	/* minutes */
 extern int	mana_ai_tick_runs_retention;	/* minutes */
 extern int	mana_ai_mission_runs_retention;	/* minutes */
 extern int	mana_ai_late_row_window;	/* seconds, read by refresh_horizon() */
+
+extern int	mana_ai_planner_protocol;	/* MANA_AI_PROTOCOL_* */
+extern int	mana_ai_planner_max_rounds;
+
+#define MANA_AI_PROTOCOL_TOOLS 0
+#define MANA_AI_PROTOCOL_JSON 1
+
+/* mana_ai.llm_model is a chain of at most this many names. */
+#define MANA_AI_MAX_MODELS 8
+#define MANA_AI_MODEL_NAME_LEN 128
+
+/* Split a chain into names (trimmed); its length, or -1 when invalid. */
+extern int	mana_ai_llm_model_chain(const char *value,
+									char names[][MANA_AI_MODEL_NAME_LEN]);
 
 extern void mana_ai_define_gucs(void);
 

@@ -3,9 +3,10 @@
  * diagnostic SQL function mana_ai.llm_test_call().
  *
  * Owns reading the bearer key (mana_ai.llm_key_file, refused when group or
- * others can read it, as the server refuses such an ssl_key_file), driving
- * src/core/llm_client.c in 100 ms steps with CHECK_FOR_INTERRUPTS in
- * between, and copying results into palloc'd memory.  Must never log,
+ * others can read it, as the server refuses such an ssl_key_file), the
+ * loop's configuration from the GUCs (protocol, model chain, rounds),
+ * driving src/core/planner_loop.c in 100 ms steps with CHECK_FOR_INTERRUPTS
+ * in between, its metric hooks, and copying results into palloc'd memory.  Must never log,
  * return or keep the key: it lives in a stack buffer wiped as soon as the
  * client has copied it into its header list (wiped when the batch is
  * freed), on every exit path.  Must never open a transaction itself.
@@ -25,7 +26,9 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
-#include "core/llm_client.h"
+/* json-c's json_object type clashes with fmgrprotos.h (see planner.c). */
+#define json_object jsonc_object
+#include "core/planner_loop.h"
 #include "guc.h"
 #include "llm.h"
 #include "metrics.h"
@@ -35,9 +38,14 @@
 #define TEST_CALL_MAX_COPIES 1000
 
 static void read_key_file(const char *path, char *key, size_t keysize);
-static void fill_config(LlmClientConfig *cfg);
-static void run_batch(LlmBatch *volatile *batchp);
-static void copy_results(LlmCall *calls, LlmRequest *reqs, int ncalls);
+static void fill_config(PlanLoopConfig *cfg, int protocol,
+						char names[][MANA_AI_MODEL_NAME_LEN]);
+static void count_tool_call(void *arg, const char *tool, bool planned);
+static void count_llm_error(void *arg, const char *model, LlmErrorKind kind);
+static void count_fallback(void *arg, const char *from, const char *to);
+static void count_request(void *arg, double seconds);
+static void run_loop(PlanLoop *volatile *loopp);
+static void copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools);
 
 /*
  * Read the bearer key into key[] (NUL-terminated, trailing whitespace
@@ -133,36 +141,84 @@ read_key_file(const char *path, char *key, size_t keysize)
 	}
 }
 
+/* The loop's configuration from the GUCs; models point into names. */
 static void
-fill_config(LlmClientConfig *cfg)
+fill_config(PlanLoopConfig *cfg, int protocol,
+			char names[][MANA_AI_MODEL_NAME_LEN])
 {
+	int			n = mana_ai_llm_model_chain(mana_ai_llm_model, names);
+
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->url = mana_ai_llm_url;
-	cfg->model = mana_ai_llm_model;
-	cfg->temperature = mana_ai_llm_temperature;
-	cfg->connect_timeout_ms = mana_ai_llm_connect_timeout;
-	cfg->timeout_ms = mana_ai_llm_timeout;
-	cfg->max_response_bytes = (size_t) mana_ai_llm_max_response_size * 1024;
-	cfg->max_parallel = mana_ai_llm_max_parallel;
-	cfg->max_attempts = 0;		/* the client's default; the deadline rules */
+	cfg->client.url = mana_ai_llm_url;
+	cfg->client.temperature = mana_ai_llm_temperature;
+	cfg->client.connect_timeout_ms = mana_ai_llm_connect_timeout;
+	cfg->client.timeout_ms = mana_ai_llm_timeout;
+	cfg->client.max_response_bytes = (size_t) mana_ai_llm_max_response_size * 1024;
+	cfg->client.max_parallel = mana_ai_llm_max_parallel;
+	cfg->client.max_attempts = 0;	/* the client's default; the deadline rules */
+	if (n < 1)					/* the check hook keeps this from happening */
+	{
+		strlcpy(names[0], "gpt-4o-mini", MANA_AI_MODEL_NAME_LEN);
+		n = 1;
+	}
+	for (int i = 0; i < n && i < PLAN_LOOP_MAX_MODELS; i++)
+		cfg->models[i] = names[i];
+	cfg->n_models = Min(n, PLAN_LOOP_MAX_MODELS);
+	cfg->protocol = protocol == MANA_AI_PROTOCOL_JSON ? PLAN_PROTOCOL_JSON : PLAN_PROTOCOL_TOOLS;
+	cfg->max_rounds = mana_ai_planner_max_rounds;
+	cfg->max_steps = PLAN_LOOP_DEFAULT_MAX_STEPS;
+	cfg->hooks.tool_call = count_tool_call;
+	cfg->hooks.llm_error = count_llm_error;
+	cfg->hooks.fallback = count_fallback;
+	cfg->hooks.request = count_request;
 }
 
 /*
- * Step the batch until every call has its result.  Between steps the
+ * The loop's hooks: shared-memory counters only (no ereport can come out
+ * of them).  A tool name the model made up is never a label: the loop
+ * passes NULL for any name that was not offered, counted as "unknown".
+ */
+static void
+count_tool_call(void *arg, const char *tool, bool planned)
+{
+	mana_ai_metric_inc_labeled2(ML_TOOL_CALLS, tool ? tool : "unknown",
+								planned ? "planned" : "invalid", 1);
+}
+
+static void
+count_llm_error(void *arg, const char *model, LlmErrorKind kind)
+{
+	mana_ai_metric_inc_labeled2(ML_LLM_ERRORS, model, llm_error_kind_name(kind), 1);
+}
+
+static void
+count_fallback(void *arg, const char *from, const char *to)
+{
+	mana_ai_metric_inc_labeled2(ML_LLM_FALLBACKS, from, to, 1);
+}
+
+static void
+count_request(void *arg, double seconds)
+{
+	mana_ai_metric_observe(MH_PLANNER_REQUEST_DURATION, seconds);
+}
+
+/*
+ * Step the loop until every conversation has ended.  Between steps the
  * usual interrupt processing runs; when it raises, the caller's PG_CATCH
- * frees the batch, which closes every connection still open.  A pending
- * SIGTERM turns into FATAL (proc_exit, no PG_CATCH), so the batch is
+ * frees the loop, which closes every connection still open.  A pending
+ * SIGTERM turns into FATAL (proc_exit, no PG_CATCH), so the loop is
  * freed first.
  */
 static void
-run_batch(LlmBatch *volatile *batchp)
+run_loop(PlanLoop *volatile *loopp)
 {
-	while (!llm_batch_step(*batchp, STEP_WAIT_MS))
+	while (!plan_loop_step(*loopp, STEP_WAIT_MS))
 	{
 		if (ProcDiePending || !PostmasterIsAlive())
 		{
-			llm_batch_free(*batchp);
-			*batchp = NULL;
+			plan_loop_free(*loopp);
+			*loopp = NULL;
 			if (!PostmasterIsAlive())
 				ereport(FATAL,
 						(errcode(ERRCODE_ADMIN_SHUTDOWN),
@@ -173,102 +229,130 @@ run_batch(LlmBatch *volatile *batchp)
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
-	llm_batch_free(*batchp);
-	*batchp = NULL;
+	plan_loop_free(*loopp);
+	*loopp = NULL;
 }
 
-/* Move the client's malloc'd results into palloc'd LlmCall fields. */
-static void
-copy_results(LlmCall *calls, LlmRequest *reqs, int ncalls)
+/* malloc'd text into palloc'd memory in the server encoding (NULL: none). */
+static char *
+take_text(char **text, const char **error)
 {
-	int			i;
+	char	   *out;
 
-	for (i = 0; i < ncalls; i++)
+	if (*text == NULL)
+		return NULL;
+	out = pstrdup(*text);
+	free(*text);
+	*text = NULL;
+	if (!pg_verify_mbstr(PG_UTF8, out, strlen(out), true))
+	{
+		*error = "answer is not valid UTF-8";
+		pfree(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Move the loop's malloc'd results into palloc'd LlmCall fields. */
+static void
+copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools)
+{
+	for (int i = 0; i < ncalls; i++)
 	{
 		LlmCall    *c = &calls[i];
-		LlmRequest *r = &reqs[i];
+		PlanMission *m = &missions[i];
+		const char *bad = NULL;
+		char	   *plan = (tools && m->ok) ? plan_mission_plan_json(m) : NULL;
 
-		c->ok = r->ok;
-		c->total_tokens = r->total_tokens;
-		c->http_status = r->http_status;
-		c->attempts = r->attempts;
-		c->seconds = r->seconds;
-		c->content = NULL;
+		c->ok = m->ok;
+		c->answered = m->rounds > 0;
+		c->total_tokens = m->total_tokens;
+		c->model = m->model ? pstrdup(m->model) : NULL;
+		c->rounds = m->rounds;
+		c->end = plan_end_name(m->end);
+		c->http_status = m->http_status;
+		c->attempts = m->attempts;
+		c->seconds = m->seconds;
 		c->error = NULL;
-		if (r->ok && r->content)
+		c->content = tools ? NULL : take_text(&m->content, &bad);
+		c->plan = take_text(&plan, &bad);
+		free(plan);
+		if (m->ok && (bad != NULL || (tools && c->plan == NULL)))
 		{
-			c->content = pstrdup(r->content);
-			free(r->content);
-			r->content = NULL;
-			if (!pg_verify_mbstr(PG_UTF8, c->content, strlen(c->content), true))
-			{
-				c->ok = false;
-				pfree(c->content);
-				c->content = NULL;
-				c->error = pstrdup("answer is not valid UTF-8");
-			}
+			c->ok = false;
+			c->error = pstrdup(bad ? bad : "out of memory building the plan");
 		}
-		else if (!r->ok)
-			c->error = pstrdup(r->error[0] ? r->error : "failed");
-		if (r->attempts > 0)
-			mana_ai_metric_observe(MH_PLANNER_REQUEST_DURATION, r->seconds);
+		else if (!m->ok)
+			c->error = pstrdup(m->error[0] ? m->error : "failed");
+		plan_mission_clear(m);
+		if (m->end != PLAN_END_ABORTED)
+			mana_ai_metric_observe(MH_PLANNER_ROUNDS, m->rounds);
 	}
 	/* Conversion may raise; every malloc'd byte is already freed. */
-	for (i = 0; i < ncalls; i++)
+	for (int i = 0; i < ncalls; i++)
+	{
 		if (calls[i].content)
 			calls[i].content = pg_any_to_server(calls[i].content,
 												strlen(calls[i].content), PG_UTF8);
+		if (calls[i].plan)
+			calls[i].plan = pg_any_to_server(calls[i].plan, strlen(calls[i].plan), PG_UTF8);
+	}
 }
 
 void
-mana_ai_llm_complete(LlmCall *calls, int ncalls)
+mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 {
-	LlmRequest *reqs;
-	LlmClientConfig cfg;
+	PlanMission *missions;
+	PlanLoopConfig cfg;
+	char		names[MANA_AI_MAX_MODELS][MANA_AI_MODEL_NAME_LEN];
 	char		key[KEY_MAX_LEN + 1];
-	char		err[LLM_ERROR_LEN];
-	LlmBatch   *volatile batch = NULL;
-	int			i;
+	char		err[256];
+	PlanLoop   *volatile loop = NULL;
 
 	if (ncalls <= 0)
 		return;
-	reqs = palloc0(sizeof(LlmRequest) * ncalls);
-	for (i = 0; i < ncalls; i++)
+	missions = palloc0(sizeof(PlanMission) * ncalls);
+	for (int i = 0; i < ncalls; i++)
 	{
-		reqs[i].system = calls[i].system;
-		reqs[i].user = calls[i].user;
+		missions[i].system = calls[i].system;
+		missions[i].user = calls[i].user;
+		missions[i].tools = calls[i].tools;
+		missions[i].budget = (int64_t *) calls[i].token_budget;
 	}
-	fill_config(&cfg);
+	fill_config(&cfg, protocol, names);
 	key[0] = '\0';
 
 	PG_TRY();
 	{
 		if (mana_ai_llm_key_file && mana_ai_llm_key_file[0])
 			read_key_file(mana_ai_llm_key_file, key, sizeof(key));
-		cfg.api_key = key;
-		batch = llm_batch_create(&cfg, reqs, ncalls, err, sizeof(err));
+		cfg.client.api_key = key;
+		loop = plan_loop_create(&cfg, missions, ncalls, err, sizeof(err));
 		explicit_bzero(key, sizeof(key));
-		if (batch == NULL)
+		if (loop == NULL)
 		{
-			for (i = 0; i < ncalls; i++)
-				snprintf(reqs[i].error, LLM_ERROR_LEN, "%s", err);
+			for (int i = 0; i < ncalls; i++)
+			{
+				missions[i].end = PLAN_END_LLM_ERROR;
+				strlcpy(missions[i].error, err, sizeof(missions[i].error));
+			}
 		}
 		else
-			run_batch(&batch);	/* frees the batch and clears batch */
+			run_loop(&loop);	/* frees the loop and clears loop */
 	}
 	PG_CATCH();
 	{
 		explicit_bzero(key, sizeof(key));
-		if (batch != NULL)
-			llm_batch_free(batch);	/* aborts what is in flight */
-		for (i = 0; i < ncalls; i++)
-			llm_request_clear(&reqs[i]);
+		if (loop != NULL)
+			plan_loop_free(loop);	/* aborts what is in flight */
+		for (int i = 0; i < ncalls; i++)
+			plan_mission_clear(&missions[i]);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	copy_results(calls, reqs, ncalls);
-	pfree(reqs);
+	copy_results(calls, missions, ncalls, cfg.protocol == PLAN_PROTOCOL_TOOLS);
+	pfree(missions);
 }
 
 /*
@@ -298,7 +382,7 @@ mana_ai_llm_test_call(PG_FUNCTION_ARGS)
 		calls[i].system = system;
 		calls[i].user = user;
 	}
-	mana_ai_llm_complete(calls, copies);
+	mana_ai_llm_complete(calls, copies, MANA_AI_PROTOCOL_JSON);
 
 	initStringInfo(&out);
 	appendStringInfoChar(&out, '[');

@@ -14,21 +14,36 @@ typedef struct LlmCall
 {
 	const char *system;			/* inputs: the prompt (SPEC 7.3) */
 	const char *user;
+	const char *tools;			/* tools protocol: the offered functions (a
+								 * JSON array, PlannerPrompt.tools) */
+	int64	   *token_budget;	/* tokens the agent may still spend, shared by
+								 * its missions of the tick; NULL: no limit */
 	/* results */
-	bool		ok;
-	char	   *content;		/* the answer's message content (NULL unless ok) */
-	int64		total_tokens;	/* usage.total_tokens, -1 when absent */
+	bool		ok;				/* json: content is the answer; tools: plan */
+	char	   *content;		/* json: the answer's message content */
+	char	   *plan;			/* tools: {summary, steps} as JSON text, each
+								 * step {summary, toolName, params, rationale} */
+	bool		answered;		/* !ok: some round was answered (so the
+								 * failure is the answer's, not the call's) */
+	int64		total_tokens;	/* summed over the rounds, -1 when none reported */
+	char	   *model;			/* the model that answered last, NULL when none */
+	int			rounds;			/* answered rounds */
+	const char *end;			/* why the loop ended (plan_end_name) */
 	int			http_status;	/* of the last attempt, 0 when none */
-	int			attempts;
-	double		seconds;		/* first attempt to final result, retries included */
+	int			attempts;		/* over every round and model */
+	double		seconds;		/* the whole conversation */
 	char	   *error;			/* short reason (NULL when ok); never holds the key */
 } LlmCall;
 
 /*
- * Run all calls concurrently (at most mana_ai.llm_max_parallel in flight)
- * with the mana_ai.llm_* settings; results are palloc'd in
+ * Run every mission's planner conversation at once in one curl multi
+ * handle (at most mana_ai.llm_max_parallel calls in flight), in the given
+ * protocol (MANA_AI_PROTOCOL_*), with the mana_ai.llm_* settings:
+ * mana_ai.llm_model's chain, mana_ai.llm_timeout for each conversation
+ * as a whole, mana_ai.planner_max_rounds.  Results are palloc'd in
  * CurrentMemoryContext.  A failed call is a result (ok = false, error
- * set), not an ERROR: the tick isolates failures per mission.
+ * set), not an ERROR: the tick isolates failures per mission.  Counts
+ * tool calls, rounds, LLM errors, fallbacks and request durations.
  *
  * The worker must call this with NO transaction open (SPEC 4: no snapshot
  * held while waiting for the LLM); it needs no catalog access.  Inside a
@@ -39,6 +54,6 @@ typedef struct LlmCall
  * closed, nothing returned) and raises as usual.  Raises ERROR only for
  * interrupts and for an unusable mana_ai.llm_key_file.
  */
-extern void mana_ai_llm_complete(LlmCall *calls, int ncalls);
+extern void mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol);
 
 #endif

@@ -2,11 +2,12 @@
  * metrics.c: SPEC 10 counters and histograms in shared memory, and their
  * two readers (the mana_ai.metrics view and metrics_prometheus()).
  *
- * Owns the metric names (kept from the original service) and the label
+ * Owns the metric names (kept from the original service, plus the
+ * planner's tool calls, rounds, LLM errors and fallbacks) and the label
  * slots.  Counters are atomics so the hot path takes no lock; a label
  * value is given a slot once, under the lock, and kept until restart.
- * Must never block a tick: when the label slots are full the observation
- * goes to the label "other".
+ * Must never block a tick: when a family's slots are full the observation
+ * goes to the label "other" (both labels of a two-label family).
  */
 #include "postgres.h"
 
@@ -24,26 +25,35 @@
 #include "metrics.h"
 #include "shmem.h"
 
-#define LABEL_SLOTS 24
-#define LABEL_LEN 48
+/*
+ * Label slots per family: a value keeps its slot until restart, so the
+ * count bounds what a scrape can grow to.  The tool-call family holds the
+ * catalog's tools (62 shipped) times two outcomes; model names come from
+ * mana_ai.llm_model only.  A two-label family stores "v1\x1fv2".
+ */
+#define LABEL_LEN 264
+#define LABEL_SEP '\x1f'
 
-static const double bucket_bounds[] = {
+static const int family_slots[ML_NUM_FAMILIES] = {24, 24, 24, 24, 192, 48, 32};
+#define TOTAL_SLOTS (24 * 4 + 192 + 48 + 32)
+
+static const double seconds_bounds[] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 };
-#define NUM_BUCKETS lengthof(bucket_bounds)
+static const double rounds_bounds[] = {1, 2, 3, 4, 5, 6, 8, 10, 15, 20};
+#define MAX_BUCKETS lengthof(seconds_bounds)
 
 typedef struct LabeledFamily
 {
 	pg_atomic_uint32 used;		/* slots handed out so far */
-	char		label[LABEL_SLOTS][LABEL_LEN];
-	pg_atomic_uint64 value[LABEL_SLOTS];
+	int			first;			/* its first slot in the pool */
 } LabeledFamily;
 
 typedef struct Histogram
 {
-	pg_atomic_uint64 bucket[NUM_BUCKETS];	/* non-cumulative counts */
+	pg_atomic_uint64 bucket[MAX_BUCKETS];	/* non-cumulative counts */
 	pg_atomic_uint64 count;
-	pg_atomic_uint64 sum_usec;
+	pg_atomic_uint64 sum_usec;	/* the sum times 1e6 */
 } Histogram;
 
 typedef struct MetricsShared
@@ -51,6 +61,8 @@ typedef struct MetricsShared
 	pg_atomic_uint64 counter[MC_NUM_COUNTERS];
 	LabeledFamily family[ML_NUM_FAMILIES];
 	Histogram	histogram[MH_NUM_HISTOGRAMS];
+	char		label[TOTAL_SLOTS][LABEL_LEN];
+	pg_atomic_uint64 value[TOTAL_SLOTS];
 } MetricsShared;
 
 static MetricsShared *metrics = NULL;
@@ -71,16 +83,34 @@ static const char *const family_names[ML_NUM_FAMILIES] = {
 	"mana_ai_grant_scope_violations_total",
 	"mana_ai_grant_skips_total",
 	"mana_ai_agent_decisions_total",
+	"mana_ai_tool_calls_total",
+	"mana_ai_llm_errors_total",
+	"mana_ai_llm_fallbacks_total",
 };
 
-static const char *const family_label_keys[ML_NUM_FAMILIES] = {
-	"table", "table", "reason", "decision",
+/* Second key NULL: a one-label family. */
+static const char *const family_label_keys[ML_NUM_FAMILIES][2] = {
+	{"table", NULL}, {"table", NULL}, {"reason", NULL}, {"decision", NULL},
+	{"tool", "outcome"}, {"model", "kind"}, {"from", "to"},
 };
 
 static const char *const histogram_names[MH_NUM_HISTOGRAMS] = {
 	"mana_ai_tick_duration_seconds",
 	"mana_ai_planner_request_duration_seconds",
+	"mana_ai_planner_rounds",
 };
+
+static const double *
+histogram_bounds(int h, int *n)
+{
+	if (h == MH_PLANNER_ROUNDS)
+	{
+		*n = lengthof(rounds_bounds);
+		return rounds_bounds;
+	}
+	*n = lengthof(seconds_bounds);
+	return seconds_bounds;
+}
 
 Size
 mana_ai_metrics_shmem_size(void)
@@ -92,7 +122,9 @@ void
 mana_ai_metrics_shmem_attach(void)
 {
 	bool		found;
+	int			first = 0;
 
+	StaticAssertStmt(24 * 4 + 192 + 48 + 32 == TOTAL_SLOTS, "slot pool size");
 	metrics = ShmemInitStruct("mana_ai metrics", sizeof(MetricsShared), &found);
 	if (found)
 		return;
@@ -102,12 +134,14 @@ mana_ai_metrics_shmem_attach(void)
 	for (int f = 0; f < ML_NUM_FAMILIES; f++)
 	{
 		pg_atomic_init_u32(&metrics->family[f].used, 0);
-		for (int s = 0; s < LABEL_SLOTS; s++)
-			pg_atomic_init_u64(&metrics->family[f].value[s], 0);
+		metrics->family[f].first = first;
+		first += family_slots[f];
 	}
+	for (int s = 0; s < TOTAL_SLOTS; s++)
+		pg_atomic_init_u64(&metrics->value[s], 0);
 	for (int h = 0; h < MH_NUM_HISTOGRAMS; h++)
 	{
-		for (int b = 0; b < NUM_BUCKETS; b++)
+		for (int b = 0; b < MAX_BUCKETS; b++)
 			pg_atomic_init_u64(&metrics->histogram[h].bucket[b], 0);
 		pg_atomic_init_u64(&metrics->histogram[h].count, 0);
 		pg_atomic_init_u64(&metrics->histogram[h].sum_usec, 0);
@@ -122,91 +156,158 @@ mana_ai_metric_inc(ManaAiCounter counter, uint64 n)
 	pg_atomic_fetch_add_u64(&metrics->counter[counter], n);
 }
 
-/* Find the slot of label in family, or -1; reads only published slots. */
+/* Find the pool slot of label in family, or -1; reads only published slots. */
 static int
-find_label_slot(LabeledFamily *fam, const char *label)
+find_label_slot(int f, const char *label)
 {
+	LabeledFamily *fam = &metrics->family[f];
 	uint32		used = pg_atomic_read_u32(&fam->used);
 
-	for (uint32 s = 0; s < used && s < LABEL_SLOTS; s++)
-		if (strncmp(fam->label[s], label, LABEL_LEN - 1) == 0)
-			return (int) s;
+	pg_read_barrier();
+	for (uint32 s = 0; s < used && s < family_slots[f]; s++)
+		if (strncmp(metrics->label[fam->first + s], label, LABEL_LEN - 1) == 0)
+			return fam->first + (int) s;
 	return -1;
 }
 
-void
-mana_ai_metric_inc_labeled(ManaAiLabeledCounter family, const char *label, uint64 n)
+/* label is the stored form ("v" or "v1\x1fv2"); other is the overflow's. */
+static void
+inc_slot(int f, const char *label, const char *other, uint64 n)
 {
-	LabeledFamily *fam;
-	int			slot;
+	LabeledFamily *fam = &metrics->family[f];
+	int			slot = find_label_slot(f, label);
 
-	if (metrics == NULL || mana_ai_shared == NULL || family < 0 || family >= ML_NUM_FAMILIES)
-		return;
-	fam = &metrics->family[family];
-	if (label == NULL || label[0] == '\0')
-		label = "unknown";
-
-	slot = find_label_slot(fam, label);
 	if (slot < 0)
 	{
 		LWLockAcquire(mana_ai_shared->lock, LW_EXCLUSIVE);
-		slot = find_label_slot(fam, label);
+		slot = find_label_slot(f, label);
 		if (slot < 0)
 		{
 			uint32		used = pg_atomic_read_u32(&fam->used);
+			bool		is_other = strcmp(label, other) == 0;
 
-			if (used < LABEL_SLOTS - 1 || (used == LABEL_SLOTS - 1 && strcmp(label, "other") == 0))
+			if (used < family_slots[f] - 1 || (used == family_slots[f] - 1 && is_other))
 			{
-				strlcpy(fam->label[used], label, LABEL_LEN);
+				strlcpy(metrics->label[fam->first + used], label, LABEL_LEN);
 				pg_write_barrier();
 				pg_atomic_write_u32(&fam->used, used + 1);
-				slot = (int) used;
+				slot = fam->first + (int) used;
 			}
 		}
 		LWLockRelease(mana_ai_shared->lock);
 		/* Slots exhausted: count it as "other" rather than lose it. */
-		if (slot < 0 && strcmp(label, "other") != 0)
+		if (slot < 0 && strcmp(label, other) != 0)
 		{
-			mana_ai_metric_inc_labeled(family, "other", n);
+			inc_slot(f, other, other, n);
 			return;
 		}
 		if (slot < 0)
 			return;
 	}
-	pg_atomic_fetch_add_u64(&fam->value[slot], n);
+	pg_atomic_fetch_add_u64(&metrics->value[slot], n);
 }
 
 void
-mana_ai_metric_observe(ManaAiHistogram histogram, double seconds)
+mana_ai_metric_inc_labeled(ManaAiLabeledCounter family, const char *label, uint64 n)
+{
+	if (metrics == NULL || mana_ai_shared == NULL || family < 0 || family >= ML_NUM_FAMILIES ||
+		family_label_keys[family][1] != NULL)
+		return;
+	if (label == NULL || label[0] == '\0')
+		label = "unknown";
+	inc_slot(family, label, "other", n);
+}
+
+void
+mana_ai_metric_inc_labeled2(ManaAiLabeledCounter family, const char *label1,
+							const char *label2, uint64 n)
+{
+	char		label[LABEL_LEN];
+	char		other[16];
+	char	   *sep;
+
+	if (metrics == NULL || mana_ai_shared == NULL || family < 0 || family >= ML_NUM_FAMILIES ||
+		family_label_keys[family][1] == NULL)
+		return;
+
+	snprintf(label, sizeof(label), "%.*s", LABEL_LEN / 2 - 1,
+			 label1 && label1[0] ? label1 : "unknown");
+	/* A separator inside a value would split it wrong: never store one. */
+	for (char *p = label; *p; p++)
+		if (*p == LABEL_SEP)
+			*p = '_';
+	sep = label + strlen(label);
+	snprintf(sep, LABEL_LEN - (sep - label), "%c%s", LABEL_SEP,
+			 label2 && label2[0] ? label2 : "unknown");
+	for (char *p = sep + 1; *p; p++)
+		if (*p == LABEL_SEP)
+			*p = '_';
+	snprintf(other, sizeof(other), "other%cother", LABEL_SEP);
+	inc_slot(family, label, other, n);
+}
+
+void
+mana_ai_metric_observe(ManaAiHistogram histogram, double value)
 {
 	Histogram  *h;
-	int			b;
+	const double *bounds;
+	int			nb;
 
 	if (metrics == NULL || histogram < 0 || histogram >= MH_NUM_HISTOGRAMS)
 		return;
 	h = &metrics->histogram[histogram];
-	if (seconds < 0)
-		seconds = 0;
-	for (b = 0; b < NUM_BUCKETS; b++)
-		if (seconds <= bucket_bounds[b])
+	bounds = histogram_bounds(histogram, &nb);
+	if (value < 0)
+		value = 0;
+	for (int b = 0; b < nb; b++)
+		if (value <= bounds[b])
 		{
 			pg_atomic_fetch_add_u64(&h->bucket[b], 1);
 			break;
 		}
 	pg_atomic_fetch_add_u64(&h->count, 1);
-	pg_atomic_fetch_add_u64(&h->sum_usec, (uint64) (seconds * 1e6));
+	pg_atomic_fetch_add_u64(&h->sum_usec, (uint64) (value * 1e6));
 }
 
 /* One metric sample, as both readers see it. */
 typedef struct Sample
 {
 	const char *name;
-	const char *label_key;		/* NULL: no label */
-	const char *label_value;
+	int			n_labels;		/* 0, 1 or 2 */
+	const char *label_key[2];
+	const char *label_value[2];
 	double		value;
 } Sample;
 
 typedef void (*sample_cb) (const Sample *s, void *arg);
+
+/* The samples of one labeled family, two-label values split apart. */
+static void
+family_samples(int f, sample_cb cb, void *arg)
+{
+	LabeledFamily *fam = &metrics->family[f];
+	uint32		used = pg_atomic_read_u32(&fam->used);
+
+	pg_read_barrier();
+	for (uint32 s = 0; s < used && s < family_slots[f]; s++)
+	{
+		char		stored[LABEL_LEN];
+		char	   *sep;
+		Sample		smp = {family_names[f], 1, {family_label_keys[f][0], family_label_keys[f][1]},
+		{stored, NULL}, (double) pg_atomic_read_u64(&metrics->value[fam->first + s])};
+
+		strlcpy(stored, metrics->label[fam->first + s], sizeof(stored));
+		if (family_label_keys[f][1] != NULL)
+		{
+			sep = strchr(stored, LABEL_SEP);
+			smp.n_labels = 2;
+			smp.label_value[1] = sep ? sep + 1 : "";
+			if (sep)
+				*sep = '\0';
+		}
+		cb(&smp, arg);
+	}
+}
 
 /* Walk every sample in a stable order; histograms expand Prometheus-style. */
 static void
@@ -216,25 +317,13 @@ for_each_sample(sample_cb cb, void *arg)
 
 	for (int i = 0; i < MC_NUM_COUNTERS; i++)
 	{
-		Sample		s = {counter_names[i], NULL, NULL,
+		Sample		s = {counter_names[i], 0, {NULL, NULL}, {NULL, NULL},
 		(double) pg_atomic_read_u64(&metrics->counter[i])};
 
 		cb(&s, arg);
 	}
 	for (int f = 0; f < ML_NUM_FAMILIES; f++)
-	{
-		LabeledFamily *fam = &metrics->family[f];
-		uint32		used = pg_atomic_read_u32(&fam->used);
-
-		pg_read_barrier();
-		for (uint32 s = 0; s < used && s < LABEL_SLOTS; s++)
-		{
-			Sample		smp = {family_names[f], family_label_keys[f], fam->label[s],
-			(double) pg_atomic_read_u64(&fam->value[s])};
-
-			cb(&smp, arg);
-		}
-	}
+		family_samples(f, cb, arg);
 	for (int h = 0; h < MH_NUM_HISTOGRAMS; h++)
 	{
 		Histogram  *hist = &metrics->histogram[h];
@@ -242,23 +331,28 @@ for_each_sample(sample_cb cb, void *arg)
 		char		bucket_name[96];
 		char		sum_name[96];
 		char		count_name[96];
+		int			nb;
+		const double *bounds = histogram_bounds(h, &nb);
 
 		snprintf(bucket_name, sizeof(bucket_name), "%s_bucket", histogram_names[h]);
 		snprintf(sum_name, sizeof(sum_name), "%s_sum", histogram_names[h]);
 		snprintf(count_name, sizeof(count_name), "%s_count", histogram_names[h]);
-		for (int b = 0; b < NUM_BUCKETS; b++)
+		for (int b = 0; b < nb; b++)
 		{
 			Sample		s;
 
 			cumulative += pg_atomic_read_u64(&hist->bucket[b]);
-			snprintf(le, sizeof(le), "%g", bucket_bounds[b]);
-			s = (Sample) {bucket_name, "le", le, (double) cumulative};
+			snprintf(le, sizeof(le), "%g", bounds[b]);
+			s = (Sample) {bucket_name, 1, {"le", NULL}, {le, NULL}, (double) cumulative};
 			cb(&s, arg);
 		}
 		{
-			Sample		inf = {bucket_name, "le", "+Inf", (double) pg_atomic_read_u64(&hist->count)};
-			Sample		sum = {sum_name, NULL, NULL, pg_atomic_read_u64(&hist->sum_usec) / 1e6};
-			Sample		cnt = {count_name, NULL, NULL, (double) pg_atomic_read_u64(&hist->count)};
+			Sample		inf = {bucket_name, 1, {"le", NULL}, {"+Inf", NULL},
+			(double) pg_atomic_read_u64(&hist->count)};
+			Sample		sum = {sum_name, 0, {NULL, NULL}, {NULL, NULL},
+			pg_atomic_read_u64(&hist->sum_usec) / 1e6};
+			Sample		cnt = {count_name, 0, {NULL, NULL}, {NULL, NULL},
+			(double) pg_atomic_read_u64(&hist->count)};
 
 			cb(&inf, arg);
 			cb(&sum, arg);
@@ -273,10 +367,10 @@ append_prometheus_sample(const Sample *s, void *arg)
 	StringInfo	buf = (StringInfo) arg;
 
 	appendStringInfoString(buf, s->name);
-	if (s->label_key)
+	for (int l = 0; l < s->n_labels; l++)
 	{
-		appendStringInfo(buf, "{%s=\"", s->label_key);
-		for (const char *p = s->label_value; *p; p++)
+		appendStringInfo(buf, "%s%s=\"", l == 0 ? "{" : ",", s->label_key[l]);
+		for (const char *p = s->label_value[l]; *p; p++)
 		{
 			if (*p == '\\' || *p == '"')
 				appendStringInfoChar(buf, '\\');
@@ -285,8 +379,10 @@ append_prometheus_sample(const Sample *s, void *arg)
 			else
 				appendStringInfoChar(buf, *p);
 		}
-		appendStringInfoString(buf, "\"}");
+		appendStringInfoChar(buf, '"');
 	}
+	if (s->n_labels > 0)
+		appendStringInfoChar(buf, '}');
 	appendStringInfo(buf, " %.17g\n", s->value);
 }
 
@@ -334,17 +430,17 @@ append_metric_row(const Sample *s, void *arg)
 	JsonbValue *res;
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	if (s->label_key)
+	for (int l = 0; l < s->n_labels; l++)
 	{
 		JsonbValue	k,
 					v;
 
 		k.type = jbvString;
-		k.val.string.val = (char *) s->label_key;
-		k.val.string.len = strlen(s->label_key);
+		k.val.string.val = (char *) s->label_key[l];
+		k.val.string.len = strlen(s->label_key[l]);
 		v.type = jbvString;
-		v.val.string.val = (char *) s->label_value;
-		v.val.string.len = strlen(s->label_value);
+		v.val.string.val = (char *) s->label_value[l];
+		v.val.string.len = strlen(s->label_value[l]);
 		pushJsonbValue(&state, WJB_KEY, &k);
 		pushJsonbValue(&state, WJB_VALUE, &v);
 	}

@@ -28,6 +28,9 @@ typedef enum ManaAiLabeledCounter
 	ML_GRANT_SCOPE_VIOLATIONS,	/* {table} */
 	ML_GRANT_SKIPS,				/* {reason} */
 	ML_AGENT_DECISIONS,			/* {decision} */
+	ML_TOOL_CALLS,				/* {tool, outcome}: two labels */
+	ML_LLM_ERRORS,				/* {model, kind} */
+	ML_LLM_FALLBACKS,			/* {from, to} */
 	ML_NUM_FAMILIES
 } ManaAiLabeledCounter;
 
@@ -35,6 +38,7 @@ typedef enum ManaAiHistogram
 {
 	MH_TICK_DURATION,
 	MH_PLANNER_REQUEST_DURATION,
+	MH_PLANNER_ROUNDS,			/* rounds per planner conversation, not seconds */
 	MH_NUM_HISTOGRAMS
 } ManaAiHistogram;
 
@@ -44,6 +48,10 @@ extern void mana_ai_metrics_shmem_attach(void);
 extern void mana_ai_metric_inc(ManaAiCounter counter, uint64 n);
 extern void mana_ai_metric_inc_labeled(ManaAiLabeledCounter family,
 									   const char *label, uint64 n);
-extern void mana_ai_metric_observe(ManaAiHistogram histogram, double seconds);
+/* For the two-label families: label values in the order of the comment. */
+extern void mana_ai_metric_inc_labeled2(ManaAiLabeledCounter family,
+										const char *label1, const char *label2,
+										uint64 n);
+extern void mana_ai_metric_observe(ManaAiHistogram histogram, double value);
 
 #endif

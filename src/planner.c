@@ -13,8 +13,10 @@
 #include "access/detoast.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 
 /*
  * PostgreSQL's fmgrprotos.h declares a SQL function json_object(), which
@@ -26,6 +28,8 @@
 #include "core/plan_parse.h"
 #include "core/policy.h"
 #include "core/prompt.h"
+#include "core/tool_schema.h"
+#include "guc.h"
 #include "inputs.h"
 #include "planner.h"
 #include "spi_plans.h"
@@ -40,6 +44,8 @@ typedef struct CatalogTool
 	char	   *module;
 	char	   *description;
 	char	   *parameters;		/* jsonb as text */
+	char	   *function;		/* tools protocol entry as JSON text, built on
+								 * first use; "" when the row cannot map */
 } CatalogTool;
 
 /* Every malloc'd json-c resource of one call, freed in PG_FINALLY. */
@@ -54,6 +60,7 @@ typedef struct Scratch
 	PlanParseResult parse;
 	json_object *out;
 	char	   *text;
+	char	   *function;		/* tool_schema_function_text's, until copied */
 } Scratch;
 
 static CatalogTool *load_catalog(int *n_tools);
@@ -61,7 +68,8 @@ static json_object *jsonb_to_jsonc(Jsonb *jb, const char *what);
 static void scratch_free(Scratch *s);
 static Jsonb *jsonc_to_jsonb(json_object *obj);
 static PlannerPrompt render(Jsonb *mission, Jsonb *agent, List *resolved,
-							Jsonb *inputs_json, Scratch *s);
+							Jsonb *inputs_json, bool tools_protocol, Scratch *s);
+static char *offered_functions(CatalogTool *catalog, int n_tools, Scratch *s);
 static PromptInput *inputs_from_json(Scratch *s, int *n);
 static Jsonb *parse_against_catalog(const char *answer, size_t len,
 									Jsonb *agent, Scratch *s);
@@ -75,20 +83,28 @@ static MemoryContext tick_catalog_cxt = NULL;
 static CatalogTool *tick_catalog = NULL;
 static int	tick_catalog_n = 0;
 
+/*
+ * The last functions array built in this tick and which tools it holds:
+ * missions whose agents allow the same tools share one text (and the
+ * planner loop parses it once).
+ */
+static bool *tick_offered_mask = NULL;
+static char *tick_offered_text = NULL;
+
 void
 mana_ai_planner_tick_begin(MemoryContext cxt)
 {
 	tick_catalog_cxt = cxt;
 	tick_catalog = NULL;
 	tick_catalog_n = 0;
+	tick_offered_mask = NULL;
+	tick_offered_text = NULL;
 }
 
 void
 mana_ai_planner_tick_end(void)
 {
-	tick_catalog_cxt = NULL;
-	tick_catalog = NULL;
-	tick_catalog_n = 0;
+	mana_ai_planner_tick_begin(NULL);
 }
 
 /* The catalog ordered by name (bytewise), so prompts are deterministic. */
@@ -179,6 +195,7 @@ scratch_free(Scratch *s)
 	plan_parse_result_free(&s->parse);
 	json_object_put(s->out);
 	free(s->text);
+	free(s->function);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -235,7 +252,7 @@ inputs_from_json(Scratch *s, int *n)
 /* Build the prompt; resolved (List of ResolvedInput *) or inputs_json. */
 static PlannerPrompt
 render(Jsonb *mission, Jsonb *agent, List *resolved, Jsonb *inputs_json,
-	   Scratch *s)
+	   bool tools_protocol, Scratch *s)
 {
 	int			n_tools;
 	CatalogTool *catalog = load_catalog(&n_tools);
@@ -271,8 +288,11 @@ render(Jsonb *mission, Jsonb *agent, List *resolved, Jsonb *inputs_json,
 	s->params = palloc0(sizeof(json_object *) * (n_tools + 1));
 	for (int i = 0; i < n_tools; i++)
 	{
-		/* validated on write (50_planner.sql); unreadable shows no params */
-		s->params[i] = json_tokener_parse(catalog[i].parameters);
+		/*
+		 * validated on write (50_planner.sql); unreadable shows no params.
+		 * The tools protocol's prompt lists none: the functions carry them.
+		 */
+		s->params[i] = tools_protocol ? NULL : json_tokener_parse(catalog[i].parameters);
 		s->n_params = i + 1;
 		tools[i].name = catalog[i].name;
 		tools[i].module = catalog[i].module;
@@ -280,25 +300,102 @@ render(Jsonb *mission, Jsonb *agent, List *resolved, Jsonb *inputs_json,
 		tools[i].parameters = s->params[i];
 	}
 
-	if (!prompt_build(s->mission, s->agent, in, n_in, tools, n_tools, &s->prompt))
+	if (!(tools_protocol ?
+		  prompt_build_tools(s->mission, s->agent, in, n_in, tools, n_tools, &s->prompt) :
+		  prompt_build(s->mission, s->agent, in, n_in, tools, n_tools, &s->prompt)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory"),
 				 errdetail("Building the planner prompt failed.")));
 	result.system = pstrdup(s->prompt.system);
 	result.user = pstrdup(s->prompt.user);
+	result.tools = tools_protocol ? offered_functions(catalog, n_tools, s) : NULL;
 	return result;
 }
 
+/* One catalog row as a tools-protocol function (JSON text), built once. */
+static const char *
+catalog_function(CatalogTool *tool, Scratch *s)
+{
+	char		err[TOOL_SCHEMA_ERROR_LEN];
+
+	if (tool->function != NULL)
+		return tool->function;
+	s->function = tool_schema_function_text(tool->name, tool->description,
+											tool->parameters, strlen(tool->parameters),
+											err, sizeof(err));
+	if (s->function == NULL)
+	{
+		/* Validated on write; a row from before the check is left out. */
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tool \"%s\" is not offered to the planner: %s", tool->name, err),
+				 errhint("Correct the row in mana_ai.tools.")));
+		tool->function = MemoryContextStrdup(tick_catalog_cxt ? tick_catalog_cxt :
+											 CurrentMemoryContext, "");
+		return tool->function;
+	}
+	tool->function = MemoryContextStrdup(tick_catalog_cxt ? tick_catalog_cxt :
+										 CurrentMemoryContext, s->function);
+	free(s->function);
+	s->function = NULL;
+	return tool->function;
+}
+
+/*
+ * The request's "tools": every catalog row the agent's policy (s->agent)
+ * allows, as a JSON array in catalog order.  Within a tick the text is
+ * shared by missions that allow the same tools.
+ */
+static char *
+offered_functions(CatalogTool *catalog, int n_tools, Scratch *s)
+{
+	MemoryContext cxt = tick_catalog_cxt ? tick_catalog_cxt : CurrentMemoryContext;
+	bool	   *mask = MemoryContextAllocZero(cxt, n_tools + 1);
+	StringInfoData buf;
+	MemoryContext old;
+	bool		first = true;
+
+	for (int i = 0; i < n_tools; i++)
+		mask[i] = !policy_denies(s->agent, catalog[i].name, catalog[i].module) &&
+			catalog_function(&catalog[i], s)[0] != '\0';
+	if (tick_catalog_cxt != NULL && tick_offered_mask != NULL &&
+		memcmp(mask, tick_offered_mask, n_tools) == 0)
+	{
+		pfree(mask);
+		return tick_offered_text;
+	}
+	old = MemoryContextSwitchTo(cxt);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < n_tools; i++)
+	{
+		if (!mask[i])
+			continue;
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		appendStringInfoString(&buf, catalog[i].function);
+		first = false;
+	}
+	appendStringInfoChar(&buf, ']');
+	MemoryContextSwitchTo(old);
+	if (tick_catalog_cxt != NULL)
+	{
+		tick_offered_mask = mask;
+		tick_offered_text = buf.data;
+	}
+	return buf.data;
+}
+
 PlannerPrompt
-mana_ai_render_prompt(Jsonb *mission, Jsonb *agent, List *inputs)
+mana_ai_render_prompt(Jsonb *mission, Jsonb *agent, List *inputs, bool tools_protocol)
 {
 	Scratch    *s = palloc0(sizeof(Scratch));
 	PlannerPrompt *result = palloc(sizeof(PlannerPrompt));
 
 	PG_TRY();
 	{
-		*result = render(mission, agent, inputs, NULL, s);
+		*result = render(mission, agent, inputs, NULL, tools_protocol, s);
 	}
 	PG_FINALLY();
 	{
@@ -406,7 +503,7 @@ mana_ai_render_prompt_sql(PG_FUNCTION_ARGS)
 		prompt = render(PG_GETARG_JSONB_P(0),
 						PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
 						NIL,
-						PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), s);
+						PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), false, s);
 		s->out = json_object_new_object();
 		json_object_object_add(s->out, "system", json_object_new_string(prompt.system));
 		json_object_object_add(s->out, "user", json_object_new_string(prompt.user));

@@ -18,15 +18,21 @@ typedef struct PlannerPrompt
 {
 	char	   *system;
 	char	   *user;
+	char	   *tools;			/* tools protocol: the offered functions as a
+								 * JSON array; NULL for the json protocol.
+								 * Within a tick it lives in the tick's memory
+								 * and may be shared by several missions. */
 } PlannerPrompt;
 
 /*
  * The SPEC 7.3 prompt for a merged mission record.  agent may be NULL
  * (legacy mission: no <agent_context>, every tool); inputs is a List of
- * ResolvedInput * (src/inputs.h), NIL for none.
+ * ResolvedInput * (src/inputs.h), NIL for none.  tools_protocol: the
+ * system message without answer format and tool list, and the tools the
+ * agent's policy allows as functions (src/core/tool_schema.h).
  */
 extern PlannerPrompt mana_ai_render_prompt(Jsonb *mission, Jsonb *agent,
-										   List *inputs);
+										   List *inputs, bool tools_protocol);
 
 /*
  * Strict parse (SPEC 7.4) against the catalog filtered by the agent's

@@ -2,8 +2,9 @@
  * planner_prompt.c: mana_ai.build_prompt(user_id, mission_id), the
  * prompt the planner would send for a stored mission (SPEC 7.3).
  *
- * Owns the path from a mission snapshot to its {system, user} messages
- * exactly as a tick builds them: its agent's snapshot, the grant
+ * Owns the path from a mission snapshot to what the planner sends in the
+ * active protocol (mana_ai.planner_protocol), exactly as a tick builds
+ * it: {protocol, system, user} and, for tools, the functions offered; its agent's snapshot, the grant
  * unwrapped and the inputs resolved (resolvers.c, one decrypt_audit row
  * per encrypted input), the prompt rendered (planner.c).  Must never call
  * the LLM or write anything but the audit rows the resolvers write.
@@ -14,6 +15,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
+#include "guc.h"
 #include "jsonb_members.h"
 #include "planner.h"
 #include "resolvers.h"
@@ -41,12 +43,20 @@ mana_ai_build_prompt(PG_FUNCTION_ARGS)
 		agent = mana_ai_load_agent(user_id, agent_id);
 
 	inputs = mana_ai_resolve_mission_inputs(user_id, mission_id, mission, NULL, false);
-	prompt = mana_ai_render_prompt(mission, agent, inputs);
+	prompt = mana_ai_render_prompt(mission, agent, inputs,
+								   mana_ai_planner_protocol == MANA_AI_PROTOCOL_TOOLS);
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"system\": ");
+	appendStringInfo(&buf, "{\"protocol\": \"%s\", \"system\": ",
+					 prompt.tools ? "tools" : "json");
 	escape_json(&buf, prompt.system);
 	appendStringInfoString(&buf, ", \"user\": ");
 	escape_json(&buf, prompt.user);
+	if (prompt.tools)
+	{
+		/* json-c's text of the functions array: valid JSON as it is */
+		appendStringInfoString(&buf, ", \"tools\": ");
+		appendStringInfoString(&buf, prompt.tools);
+	}
 	appendStringInfoChar(&buf, '}');
 	PG_RETURN_JSONB_P(jb_from_cstring(buf.data));
 }

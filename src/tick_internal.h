@@ -34,8 +34,12 @@ typedef struct Job
 	char		iteration_id[37];
 	TimestampTz started_at;
 	int			attempts_before;
+	int64		token_budget;	/* the agent's tokens left at selection, -1: no limit */
 	bool		prepared;		/* prompt rendered, LLM call pending */
-	LlmCall    *call;
+	LlmCall    *call;			/* after the LLM phase: call->model (answering
+								 * model), call->total_tokens (all rounds),
+								 * call->seconds (the conversation),
+								 * call->rounds */
 	char	   *fail_phase;		/* set when the mission failed */
 	char	   *fail_name;
 	char	   *fail_message;
@@ -49,6 +53,7 @@ typedef struct Job
 typedef struct Tick
 {
 	TickMode	mode;
+	int			protocol;		/* mana_ai.planner_protocol, read at the start */
 	MemoryContext cxt;			/* survives the phase transactions */
 	int64		run_id;
 	TimestampTz scanned_at;

@@ -40,15 +40,11 @@
 
 static const char *record_sql = "SELECT mana_ai.record_mission_runs($1, $2)";
 
-/*
- * The model of a mission's planner call: today every call uses the
- * configured mana_ai.llm_model.  (Where a job learns which model
- * answered, this is the one place to read it from.)
- */
+/* The model that answered the mission's last round (NULL when none did). */
 static const char *
 job_model(Job *job)
 {
-	return mana_ai_llm_model;
+	return job->call->model;
 }
 
 bool
@@ -112,7 +108,8 @@ push_row(JsonbParseState **state, Job *job, const char *tick_error)
 		jb_push_text_member(state, "iteration_id", job->iteration_id);
 	if (called)
 	{
-		jb_push_text_member(state, "model", job_model(job));
+		if (job_model(job) != NULL)
+			jb_push_text_member(state, "model", job_model(job));
 		if (job->call->total_tokens >= 0)
 			jb_push_int_member(state, "tokens", job->call->total_tokens);
 		/* to the microsecond: the clock's resolution, not binary noise */

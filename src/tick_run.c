@@ -26,6 +26,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "guc.h"
 #include "jsonb_members.h"
 #include "llm.h"
 #include "metrics.h"
@@ -97,6 +98,7 @@ run_tick(TickMode mode, MemoryContext cxt)
 	ListCell   *lc;
 
 	t->mode = mode;
+	t->protocol = mana_ai_planner_protocol;
 	t->cxt = cxt;
 	t->scanned_at = start;
 
@@ -234,6 +236,7 @@ select_phase(Tick *t)
 		job->slot = SPI_getvalue(tup, desc, 4);
 		job->attempts_before = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
 		t->considered = lappend(t->considered, job);	/* one mission_runs row each */
+		job->token_budget = -1;
 
 		if (DatumGetBool(SPI_getbinval(tup, desc, 15, &isnull)))
 		{
@@ -283,6 +286,7 @@ select_phase(Tick *t)
 				continue;
 			}
 			job->has_agent = true;
+			job->token_budget = no_budget ? -1 : budget - used;
 			job->agent_id = agent_id;
 			job->agent_name = SPI_getvalue(tup, desc, 8);
 			job->agent = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
@@ -335,14 +339,53 @@ prepare_job(Tick *t, Job *job)
 											job->iteration_id, true);
 
 	MemoryContextSwitchTo(t->cxt);
-	prompt = mana_ai_render_prompt(job->mission, job->agent, inputs);
+	prompt = mana_ai_render_prompt(job->mission, job->agent, inputs,
+								   t->protocol == MANA_AI_PROTOCOL_TOOLS);
 	job->call = palloc0(sizeof(LlmCall));
 	job->call->system = MemoryContextStrdup(t->cxt, prompt.system);
 	job->call->user = MemoryContextStrdup(t->cxt, prompt.user);
+	job->call->tools = prompt.tools;	/* in the tick's memory already */
 	job->prepared = true;
 }
 
-/* All planner calls at once; in the worker no transaction is open here. */
+/*
+ * One token pool per (user, agent) with a budget, shared by the agent's
+ * missions of this tick, so the loop stops every one of them between
+ * rounds once the agent reaches maxTokensPerDay.
+ */
+static void
+share_token_budgets(Tick *t)
+{
+	HASHCTL		ctl;
+	HTAB	   *pools;
+	ListCell   *lc;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = NAMEDATALEN * 4;
+	ctl.entrysize = ctl.keysize + sizeof(int64);
+	ctl.hcxt = t->cxt;
+	pools = hash_create("mana_ai token pools", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	foreach(lc, t->jobs)
+	{
+		Job		   *job = (Job *) lfirst(lc);
+		char		key[NAMEDATALEN * 4];
+		bool		found;
+		int64	   *pool;
+
+		if (!job->prepared || job->token_budget < 0)
+			continue;
+		snprintf(key, sizeof(key), "%s\x1f%s", job->user_id, job->agent_id);
+		pool = (int64 *) ((char *) hash_search(pools, key, HASH_ENTER, &found) + ctl.keysize);
+		if (!found)
+			*pool = job->token_budget;
+		job->call->token_budget = pool;
+	}
+}
+
+/*
+ * Every mission's planner conversation at once, all rounds in one multi
+ * handle; in the worker no transaction is open here.
+ */
 static void
 llm_phase(Tick *t)
 {
@@ -357,13 +400,14 @@ llm_phase(Tick *t)
 	if (n == 0)
 		return;
 
+	share_token_budgets(t);
 	calls = palloc0(sizeof(LlmCall) * n);
 	foreach(lc, t->jobs)
 		if (((Job *) lfirst(lc))->prepared)
 			calls[i++] = *((Job *) lfirst(lc))->call;
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: waiting for the LLM");
-	mana_ai_llm_complete(calls, n);
+	mana_ai_llm_complete(calls, n, t->protocol);
 
 	i = 0;
 	foreach(lc, t->jobs)
@@ -372,37 +416,56 @@ llm_phase(Tick *t)
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: writing back");
 }
 
-/* Parse and write back one mission, or count its failure (SPEC 4.7-4.10). */
-static void
-settle_job(Tick *t, Job *job)
+/*
+ * The plan of a mission whose conversation ended well: the tools loop's
+ * own (validated round by round), or the json answer's strict parse.
+ * NULL with the reason in job->fail_* when the answer is no plan.
+ */
+static Jsonb *
+job_plan(Tick *t, Job *job)
 {
 	Jsonb	   *parsed;
 	char	   *ok;
 
-	if (job->prepared && !job->call->ok)
+	if (t->protocol == MANA_AI_PROTOCOL_TOOLS)
+		return jb_from_cstring(job->call->plan);
+	parsed = mana_ai_parse_plan_for(job->call->content, job->agent);
+	ok = jb_member_text(parsed, "ok");
+	if (ok != NULL && strcmp(ok, "true") == 0)
+		return jb_member_object(parsed, "plan");
+	job->fail_message = jb_member_text(parsed, "reason");
+	return NULL;
+}
+
+/* Parse and write back one mission, or count its failure (SPEC 4.7-4.10). */
+static void
+settle_job(Tick *t, Job *job)
+{
+	Jsonb	   *plan = NULL;
+
+	if (job->prepared && !job->call->ok && !job->call->answered)
 	{
 		job->fail_phase = "calling-llm";
 		job->fail_name = "LlmError";
 		job->fail_message = job->call->error ? job->call->error : "planner call failed";
 	}
+	else if (job->prepared && !job->call->ok)
+		job->fail_message = job->call->error;	/* answered, but no plan */
+	else if (job->fail_phase == NULL)
+		plan = job_plan(t, job);
+
+	if (job->fail_phase == NULL && plan == NULL)
+	{
+		t->parse_failures++;
+		job->fail_phase = "parsing-response";
+		job->fail_name = "ParseError";
+	}
 	if (job->fail_phase == NULL)
 	{
-		parsed = mana_ai_parse_plan_for(job->call->content, job->agent);
-		ok = jb_member_text(parsed, "ok");
-		if (ok == NULL || strcmp(ok, "true") != 0)
-		{
-			t->parse_failures++;
-			job->fail_phase = "parsing-response";
-			job->fail_name = "ParseError";
-			job->fail_message = jb_member_text(parsed, "reason");
-		}
-		else
-		{
-			t->produced++;
-			if (tick_write_iteration(t, job, jb_member_object(parsed, "plan"), NULL))
-				t->written++;
-			return;
-		}
+		t->produced++;
+		if (tick_write_iteration(t, job, plan, NULL))
+			t->written++;
+		return;
 	}
 	tick_record_failure(t, job);
 }

@@ -35,7 +35,9 @@ static const char *write_sql =
 	"       jsonb_build_object("
 	"         'iterations', CASE WHEN jsonb_typeof($3 -> 'iterations') = 'array'"
 	"                            THEN $3 -> 'iterations' ELSE '[]'::jsonb END"
-	"                       || jsonb_build_array(it.iteration),"
+	"                       || jsonb_build_array(it.iteration"
+	"                            || CASE WHEN $12 IS NULL THEN '{}'::jsonb"
+	"                                    ELSE jsonb_build_object('model', $12) END),"
 	"         'updatedAt', w.stamp,"
 	"         'nextRunAt', mana_ai.iso_text($9)),"
 	"       jsonb_build_object('iterations', w.stamp, 'updatedAt', w.stamp,"
@@ -55,6 +57,26 @@ static const char *tokens_sql =
 	" VALUES ($1, $2, $3, $4)";
 
 /*
+ * The tokens of every round of the mission's conversation count against
+ * its agent's 24 h budget, whether a plan came of them or not.  Runs in
+ * the caller's SPI connection.
+ */
+static void
+record_tokens(Job *job)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[4];
+
+	if (!job->prepared || job->call->total_tokens <= 0)
+		return;
+	values[0] = CStringGetTextDatum(job->user_id);
+	values[1] = CStringGetTextDatum(job->agent_id);
+	values[2] = CStringGetTextDatum(job->mission_id);
+	values[3] = Int64GetDatum(job->call->total_tokens);
+	mana_ai_run_kept(tokens_sql, 4, types, 0, values, NULL, SPI_OK_INSERT);
+}
+
+/*
  * Append the iteration and the next slot to the mission as the owning
  * agent.  The record is replayed fresh under the user's scope, so nothing
  * the user wrote since the refresh is lost; if its nextRunAt is no longer
@@ -71,10 +93,12 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = 0;
 	bool		next_null = true;
-	Oid			types[11] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, JSONBOID,
-	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
-	Datum		values[11];
-	char		nulls[11];
+	Oid			types[12] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, JSONBOID,
+	JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[12];
+	char		nulls[12];
+	/* a failed iteration keeps exactly SPEC 1.3's shape: no model */
+	const char *model = (job->prepared && error == NULL) ? job->call->model : NULL;
 
 	if (fresh == NULL || fresh_slot == NULL || strcmp(fresh_slot, job->slot) != 0)
 	{
@@ -100,23 +124,16 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	nulls[8] = next_null ? 'n' : ' ';
 	values[9] = CStringGetTextDatum(job->agent_id);
 	values[10] = CStringGetTextDatum(job->agent_name);
+	/* The model that answered goes on a planned iteration (nowhere else). */
+	values[11] = model ? CStringGetTextDatum(model) : (Datum) 0;
+	nulls[11] = model ? ' ' : 'n';
 
 	mana_ai_spi_connect();
-	mana_ai_run_kept(write_sql, 11, types, 0, values, nulls, SPI_OK_INSERT);
+	mana_ai_run_kept(write_sql, 12, types, 0, values, nulls, SPI_OK_INSERT);
 
 	/* The slot is settled: forget its failures; count the tokens spent. */
 	mana_ai_run_kept(settled_sql, 2, types, 0, values, NULL, SPI_OK_DELETE);
-	if (job->prepared && job->call->total_tokens > 0)
-	{
-		Oid			utypes[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
-		Datum		uvalues[4];
-
-		uvalues[0] = CStringGetTextDatum(job->user_id);
-		uvalues[1] = CStringGetTextDatum(job->agent_id);
-		uvalues[2] = CStringGetTextDatum(job->mission_id);
-		uvalues[3] = Int64GetDatum(job->call->total_tokens);
-		mana_ai_run_kept(tokens_sql, 4, utypes, 0, uvalues, NULL, SPI_OK_INSERT);
-	}
+	record_tokens(job);
 	mana_ai_spi_finish();
 	mana_ai_leave_user_scope(scope);
 	MemoryContextSwitchTo(t->cxt);
@@ -161,6 +178,9 @@ save_failure(Tick *t, Job *job)
 			  "       next_attempt_at = EXCLUDED.next_attempt_at,"
 			  "       last_error = EXCLUDED.last_error, updated_at = now()",
 			  6, types, values, SPI_OK_INSERT, "record the failed attempt");
+	SPI_connect();
+	record_tokens(job);
+	SPI_finish();
 }
 
 /*

@@ -11,7 +11,7 @@ total=${1:-2000}
 out=$top/bench/out
 mkdir -p "$out"
 cc -O2 -Wall -Wextra -I"$top/src/core" $(pkg-config --cflags json-c) \
-    -o "$out/bench_llm" "$top/bench/llm/bench_llm.c" "$top/src/core/llm_client.c" "$top/src/core/llm_chat.c" \
+    -o "$out/bench_llm" "$top/bench/llm/bench_llm.c" "$top/src/core/llm_client.c" "$top/src/core/llm_client_answer.c" "$top/src/core/llm_chat.c" \
     -lcurl -ljson-c
 
 tmp=$(mktemp -d)

@@ -6,7 +6,7 @@
 -- Tool catalog validation.  The catalog is data a DBA edits, and the
 -- planner shows it to the LLM verbatim, so a row is checked on every
 -- INSERT and UPDATE: a name the LLM can repeat exactly, and parameters
--- of one fixed shape.  The trigger words each refusal with a hint; the
+-- the tools protocol can turn into a JSON Schema (the same C check).  The trigger words each refusal with a hint; the
 -- CHECK constraints stay as a backstop should the trigger be disabled.
 -- ---------------------------------------------------------------------
 
@@ -18,16 +18,18 @@ ALTER TABLE mana_ai.tools
     ADD CONSTRAINT tools_description_not_empty
         CHECK (btrim(description) <> '');
 
+CREATE FUNCTION mana_ai.tool_parameters_error(parameters jsonb) RETURNS text
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'mana_ai_tool_parameters_error';
+COMMENT ON FUNCTION mana_ai.tool_parameters_error(jsonb) IS
+    'Why a parameter list cannot become the JSON Schema of a tools-protocol function (NULL: it can)';
+
 CREATE FUNCTION mana_ai.tools_validate() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    p       jsonb;
-    i       int := 0;
-    seen    text[] := '{}';
-    pname   text;
-    bad_key text;
+    problem text;
 BEGIN
     IF NEW.name IS NULL OR NEW.name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'invalid tool name "%"', NEW.name
@@ -44,69 +46,21 @@ BEGIN
             USING ERRCODE = 'check_violation',
                   HINT = 'The planner shows the description to the LLM; say what the tool does.';
     END IF;
-    IF NEW.parameters IS NULL OR jsonb_typeof(NEW.parameters) <> 'array' THEN
+    IF NEW.parameters IS NULL THEN
         RAISE EXCEPTION 'parameters of tool "%" must be a JSON array', NEW.name
             USING ERRCODE = 'check_violation',
                   HINT = 'Use [] for a tool without parameters, or [{"name": ..., "type": ..., "required": ..., "description": ...}].';
     END IF;
 
-    FOR p IN SELECT value FROM jsonb_array_elements(NEW.parameters) AS e(value)
-    LOOP
-        IF jsonb_typeof(p) <> 'object' THEN
-            RAISE EXCEPTION 'parameter % of tool "%" must be a JSON object', i, NEW.name
-                USING ERRCODE = 'check_violation',
-                      HINT = 'Each parameter is {"name", "type", "required", "description"} and optionally "enum".';
-        END IF;
-
-        SELECT k INTO bad_key FROM jsonb_object_keys(p) AS k
-         WHERE k NOT IN ('name', 'type', 'required', 'description', 'enum')
-         ORDER BY k LIMIT 1;
-        IF bad_key IS NOT NULL THEN
-            RAISE EXCEPTION 'parameter % of tool "%" has unknown key "%"', i, NEW.name, bad_key
-                USING ERRCODE = 'check_violation',
-                      HINT = 'Allowed keys: name, type, required, description, enum.';
-        END IF;
-
-        IF jsonb_typeof(p->'name') IS DISTINCT FROM 'string'
-           OR NOT (p->>'name') ~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
-            RAISE EXCEPTION 'parameter % of tool "%" needs a name', i, NEW.name
-                USING ERRCODE = 'check_violation',
-                      HINT = 'A parameter name is an identifier such as "dueDate".';
-        END IF;
-        pname := p->>'name';
-        IF pname = ANY (seen) THEN
-            RAISE EXCEPTION 'tool "%" has parameter "%" twice', NEW.name, pname
-                USING ERRCODE = 'check_violation',
-                      HINT = 'Parameter names must be unique within a tool.';
-        END IF;
-        seen := seen || pname;
-
-        IF jsonb_typeof(p->'type') IS DISTINCT FROM 'string'
-           OR NOT (p->>'type') IN ('string', 'number', 'integer', 'boolean', 'array', 'object') THEN
-            RAISE EXCEPTION 'parameter "%" of tool "%" has an invalid type', pname, NEW.name
-                USING ERRCODE = 'check_violation',
-                      HINT = 'type is one of string, number, integer, boolean, array, object.';
-        END IF;
-        IF jsonb_typeof(p->'required') IS DISTINCT FROM 'boolean' THEN
-            RAISE EXCEPTION 'parameter "%" of tool "%" needs "required": true or false', pname, NEW.name
-                USING ERRCODE = 'check_violation';
-        END IF;
-        IF jsonb_typeof(p->'description') IS DISTINCT FROM 'string' THEN
-            RAISE EXCEPTION 'parameter "%" of tool "%" needs a description string', pname, NEW.name
-                USING ERRCODE = 'check_violation';
-        END IF;
-        IF p ? 'enum' AND (
-               jsonb_typeof(p->'enum') <> 'array'
-            OR jsonb_array_length(p->'enum') = 0
-            OR EXISTS (SELECT 1 FROM jsonb_array_elements(p->'enum') AS v(x)
-                        WHERE jsonb_typeof(x) <> 'string')
-            OR (SELECT count(DISTINCT x) <> count(*) FROM jsonb_array_elements(p->'enum') AS v(x))) THEN
-            RAISE EXCEPTION 'parameter "%" of tool "%" has an invalid enum', pname, NEW.name
-                USING ERRCODE = 'check_violation',
-                      HINT = 'enum is a non-empty array of distinct strings.';
-        END IF;
-        i := i + 1;
-    END LOOP;
+    -- The one rule set of the tools protocol (src/core/tool_schema.c): a
+    -- list it cannot turn into a JSON Schema is refused here, not when a
+    -- tick offers the tool.
+    problem := mana_ai.tool_parameters_error(NEW.parameters);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid parameters for tool "%": %', NEW.name, problem
+            USING ERRCODE = 'check_violation',
+                  HINT = 'parameters is [] or [{"name": "dueDate", "type": "string", "required": false, "description": "...", "enum": [...]}]: name an identifier other than rationale, type one of string, number, integer, boolean, array, object; required, description and enum optional.';
+    END IF;
 
     -- The primary key is the real guard (also between concurrent
     -- writers); this check only words the common case with a hint.
@@ -121,7 +75,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION mana_ai.tools_validate() IS
-    'Refuses a mana_ai.tools row whose parameters are not [{name, type, required, description, enum?}]';
+    'Refuses a mana_ai.tools row whose name, module or description is unusable or whose parameters cannot become a JSON Schema';
 
 CREATE TRIGGER tools_validate
     BEFORE INSERT OR UPDATE ON mana_ai.tools

@@ -10,9 +10,11 @@ GRANT USAGE ON SCHEMA mana_ai TO PUBLIC;
 -- The catalog of tools is not user data.
 GRANT SELECT ON mana_ai.tools TO PUBLIC;
 
--- Cadence arithmetic reads no data.
+-- Cadence arithmetic reads no data; neither does the catalog's check,
+-- which the tools_validate trigger runs as whoever writes a tool.
 GRANT EXECUTE ON FUNCTION mana_ai.next_run_at(jsonb, timestamptz),
-                          mana_ai.next_run_at_in(jsonb, timestamptz, text) TO PUBLIC;
+                          mana_ai.next_run_at_in(jsonb, timestamptz, text),
+                          mana_ai.tool_parameters_error(jsonb) TO PUBLIC;
 
 -- read_decrypt_audit is granted to nobody: it shows whichever user
 -- app.current_user_id names, and any session can set that.  Only the

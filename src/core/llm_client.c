@@ -2,77 +2,33 @@
  * llm_client.c: chat-completion calls in parallel on libcurl's multi
  * interface (SPEC 8), Postgres-free.
  *
- * Owns the per-call state machine (queued -> running -> waiting for a
- * retry -> ... -> done) and the retry policy; the JSON of a request and
- * an answer is llm_chat.c's.  Every
- * call has its own deadline, counted from its first attempt, that bounds
- * all its attempts and backoff waits; a retry waits in the "waiting"
- * state so it never blocks the other transfers.  Must never follow a
- * redirect, never accept an answer past the size cap, and never copy the
- * bearer key anywhere but the header list it wipes on free.
+ * Owns the per-call state machine (idle -> queued -> running -> waiting
+ * for a retry -> ... -> done, and queued again for a conversation's next
+ * round) and the retry policy; what a finished transfer brought back is
+ * judged in llm_client_answer.c, the JSON of a request and an answer is
+ * llm_chat.c's.  Every call has its own deadline, counted from its first
+ * attempt or given by the caller, that bounds all its attempts and
+ * backoff waits; a retry waits in the "waiting" state so it never blocks
+ * the other transfers.  Must never follow a redirect, never accept an
+ * answer past the size cap, and never copy the bearer key anywhere but
+ * the header list it wipes on free.
  */
-#include <curl/curl.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "llm_client.h"
+#include "llm_client_internal.h"
 
 #define MAX_POLL_MS 100			/* abort latency bound of llm_client_run */
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 8000
 
-typedef enum CallState
-{
-	CS_QUEUED,
-	CS_RUNNING,
-	CS_WAITING,					/* for a retry at retry_at */
-	CS_DONE
-} CallState;
-
-typedef struct Call
-{
-	LlmRequest *req;
-	CallState	state;
-	CURL	   *easy;
-	char	   *body;
-	char	   *answer;
-	size_t		answer_len;
-	size_t		answer_cap;
-	size_t		answer_limit;
-	bool		too_large;
-	double		started;		/* monotonic seconds of the first attempt */
-	double		deadline;
-	double		retry_at;
-} Call;
-
-struct LlmBatch
-{
-	CURLM	   *multi;
-	struct curl_slist *headers;
-	char	   *endpoint;
-	char	   *model;
-	double		temperature;
-	long		connect_timeout_ms;
-	long		timeout_ms;
-	size_t		max_response_bytes;
-	int			max_parallel;
-	int			max_attempts;
-	Call	   *calls;
-	int			ncalls;
-	int			next_queued;
-	int			running;
-	int			done;
-	uint64_t	rng;
-};
-
 static bool global_init_done = false;
 
-static double
-monotonic_seconds(void)
+double
+llm_monotonic_seconds(void)
 {
 	struct timespec ts;
 
@@ -99,46 +55,15 @@ llm_request_clear(LlmRequest *req)
 	req->attempts = 0;
 	req->seconds = 0;
 	req->error[0] = '\0';
+	req->error_kind = LLM_ERR_NONE;
 }
 
-/* Collect the answer, refusing (and so aborting the transfer) past the cap. */
-static size_t
-collect_answer(char *data, size_t size, size_t nmemb, void *arg)
-{
-	Call	   *call = arg;
-	size_t		n = size * nmemb;
-
-	if (n > call->answer_limit - call->answer_len)
-	{
-		call->too_large = true;
-		return 0;
-	}
-	if (call->answer_len + n + 1 > call->answer_cap)
-	{
-		size_t		cap = call->answer_cap ? call->answer_cap : 16384;
-		char	   *grown;
-
-		while (cap < call->answer_len + n + 1)
-			cap *= 2;
-		grown = realloc(call->answer, cap);
-		if (grown == NULL)
-			return 0;
-		call->answer = grown;
-		call->answer_cap = cap;
-	}
-	memcpy(call->answer + call->answer_len, data, n);
-	call->answer_len += n;
-	call->answer[call->answer_len] = '\0';
-	return n;
-}
-
-static void
-finish_call(LlmBatch *b, Call *call, bool ok)
+void
+llm_call_finish(LlmBatch *b, Call *call, bool ok)
 {
 	call->req->ok = ok;
-	call->req->seconds = monotonic_seconds() - call->started;
+	call->req->seconds = llm_monotonic_seconds() - call->started;
 	call->state = CS_DONE;
-	b->done++;
 	if (call->easy)
 	{
 		curl_easy_cleanup(call->easy);
@@ -151,11 +76,12 @@ finish_call(LlmBatch *b, Call *call, bool ok)
 	call->answer_len = call->answer_cap = 0;
 }
 
-static void
-fail_call(LlmBatch *b, Call *call, const char *fmt_reason)
+void
+llm_call_fail(LlmBatch *b, Call *call, LlmErrorKind kind, const char *reason)
 {
-	snprintf(call->req->error, LLM_ERROR_LEN, "%s", fmt_reason);
-	finish_call(b, call, false);
+	snprintf(call->req->error, LLM_ERROR_LEN, "%s", reason);
+	call->req->error_kind = kind;
+	llm_call_finish(b, call, false);
 }
 
 /*
@@ -196,7 +122,7 @@ new_easy_handle(LlmBatch *b, Call *call)
 	EASY_SETOPT(h, CURLOPT_HTTPHEADER, b->headers);
 	EASY_SETOPT(h, CURLOPT_USERAGENT, "mana_ai/0.1");
 	EASY_SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) b->max_response_bytes);
-	EASY_SETOPT(h, CURLOPT_WRITEFUNCTION, collect_answer);
+	EASY_SETOPT(h, CURLOPT_WRITEFUNCTION, llm_collect_answer);
 	EASY_SETOPT(h, CURLOPT_WRITEDATA, call);
 	EASY_SETOPT(h, CURLOPT_PRIVATE, call);
 	return h;
@@ -225,37 +151,45 @@ start_attempt(LlmBatch *b, Call *call, double now)
 {
 	long		remaining_ms;
 
+	if (call->state == CS_WAITING)
+		b->waiting--;
 	if (call->req->attempts == 0)
 	{
 		call->started = now;
-		call->deadline = now + b->timeout_ms / 1000.0;
-		call->body = llm_build_chat_request(b->model, b->temperature,
-											call->req->system, call->req->user);
+		call->deadline = call->req->deadline > 0 ? call->req->deadline :
+			now + b->timeout_ms / 1000.0;
+		call->body = call->req->body ? strdup(call->req->body) :
+			llm_build_chat_request(b->model, b->temperature,
+								   call->req->system, call->req->user);
 		if (call->body == NULL)
 			snprintf(call->req->error, LLM_ERROR_LEN, "out of memory preparing the request");
 		call->easy = call->body ? new_easy_handle(b, call) : NULL;
 		if (call->easy == NULL)
 		{
-			finish_call(b, call, false);
+			call->req->error_kind = LLM_ERR_OTHER;
+			llm_call_finish(b, call, false);
 			return false;
 		}
 	}
 	remaining_ms = (long) ((call->deadline - now) * 1000.0);
 	if (remaining_ms <= 0)
 	{
-		fail_call(b, call, "deadline passed before the retry");
+		llm_call_fail(b, call, LLM_ERR_TIMEOUT,
+					  call->req->attempts == 0 ? "deadline passed before the call could start" :
+					  "deadline passed before the retry");
 		return false;
 	}
 	call->answer_len = 0;
 	call->too_large = false;
 	if (!set_attempt_timeouts(b, call, remaining_ms))
 	{
-		finish_call(b, call, false);
+		call->req->error_kind = LLM_ERR_OTHER;
+		llm_call_finish(b, call, false);
 		return false;
 	}
 	if (curl_multi_add_handle(b->multi, call->easy) != CURLM_OK)
 	{
-		fail_call(b, call, "could not start the transfer");
+		llm_call_fail(b, call, LLM_ERR_OTHER, "could not start the transfer");
 		return false;
 	}
 	call->req->attempts++;
@@ -264,22 +198,36 @@ start_attempt(LlmBatch *b, Call *call, double now)
 	return true;
 }
 
-/* Retries first (they hold a running deadline), then queued calls. */
+/* Retries first (they hold a running deadline), then queued calls in order. */
 static void
 start_ready_calls(LlmBatch *b)
 {
-	double		now = monotonic_seconds();
+	double		now = llm_monotonic_seconds();
 	int			i;
 
-	for (i = 0; i < b->ncalls && b->running < b->max_parallel; i++)
+	for (i = 0; b->waiting > 0 && i < b->ncalls && b->running < b->max_parallel; i++)
 	{
 		Call	   *call = &b->calls[i];
 
 		if (call->state == CS_WAITING && call->retry_at <= now)
 			start_attempt(b, call, now);
 	}
-	while (b->running < b->max_parallel && b->next_queued < b->ncalls)
-		start_attempt(b, &b->calls[b->next_queued++], now);
+	while (b->running < b->max_parallel && b->queue_len > 0)
+	{
+		Call	   *call = &b->calls[b->queue[b->queue_head]];
+
+		b->queue_head = (b->queue_head + 1) % b->ncalls;
+		b->queue_len--;
+		start_attempt(b, call, now);
+	}
+}
+
+static void
+enqueue(LlmBatch *b, int i)
+{
+	b->queue[(b->queue_head + b->queue_len) % b->ncalls] = i;
+	b->queue_len++;
+	b->calls[i].state = CS_QUEUED;
 }
 
 static uint64_t
@@ -294,12 +242,13 @@ next_random(LlmBatch *b)
 
 /*
  * Schedule another attempt after a backoff (or the server's Retry-After),
- * or fail the call when attempts or time are used up.
+ * or fail the call (as kind) when attempts or time are used up.
  */
-static void
-schedule_retry(LlmBatch *b, Call *call, const char *what, long retry_after_s)
+void
+llm_call_retry(LlmBatch *b, Call *call, LlmErrorKind kind, const char *what,
+			   long retry_after_s)
 {
-	double		now = monotonic_seconds();
+	double		now = llm_monotonic_seconds();
 	double		delay_ms;
 	int			shift = call->req->attempts - 1;
 
@@ -311,139 +260,25 @@ schedule_retry(LlmBatch *b, Call *call, const char *what, long retry_after_s)
 	if (retry_after_s > 0)
 		delay_ms = retry_after_s * 1000.0;
 
+	call->req->error_kind = kind;
 	if (call->req->attempts >= b->max_attempts)
 	{
 		snprintf(call->req->error, LLM_ERROR_LEN, "%s after %d attempts",
 				 what, call->req->attempts);
-		finish_call(b, call, false);
+		llm_call_finish(b, call, false);
 	}
 	else if (now + delay_ms / 1000.0 >= call->deadline)
 	{
 		snprintf(call->req->error, LLM_ERROR_LEN,
 				 "%s; no time left for a retry%s", what,
 				 retry_after_s > 0 ? " (Retry-After beyond the deadline)" : "");
-		finish_call(b, call, false);
+		llm_call_finish(b, call, false);
 	}
 	else
 	{
 		call->state = CS_WAITING;
 		call->retry_at = now + delay_ms / 1000.0;
-	}
-}
-
-/* Describe a refused redirect by its target's scheme only. */
-static void
-refuse_redirect(LlmBatch *b, Call *call, long status)
-{
-	char	   *target = NULL;
-	char		scheme[16] = "?";
-	size_t		i;
-
-	curl_easy_getinfo(call->easy, CURLINFO_REDIRECT_URL, &target);
-	if (target)
-	{
-		for (i = 0; i + 1 < sizeof(scheme) && target[i] &&
-			 ((target[i] >= 'a' && target[i] <= 'z') ||
-			  (target[i] >= 'A' && target[i] <= 'Z') ||
-			  (target[i] >= '0' && target[i] <= '9') || target[i] == '+' ||
-			  target[i] == '-' || target[i] == '.'); i++)
-			scheme[i] = target[i];
-		scheme[i] = '\0';
-	}
-	snprintf(call->req->error, LLM_ERROR_LEN,
-			 "redirect refused: HTTP %ld to %s:// (only http and https, and redirects are not followed)",
-			 status, scheme);
-	finish_call(b, call, false);
-}
-
-static void
-handle_transport_error(LlmBatch *b, Call *call, CURLcode rc)
-{
-	char		reason[LLM_ERROR_LEN];
-
-	if (call->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-	{
-		snprintf(reason, sizeof(reason), "answer larger than %zu bytes refused",
-				 b->max_response_bytes);
-		fail_call(b, call, reason);
-	}
-	else if (rc == CURLE_OPERATION_TIMEDOUT)
-	{
-		snprintf(reason, sizeof(reason), "timed out after %.1f s (%s)",
-				 monotonic_seconds() - call->started,
-				 monotonic_seconds() >= call->deadline - 0.05 ? "deadline" : "connect timeout");
-		fail_call(b, call, reason);
-	}
-	else if (rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR ||
-			 rc == CURLE_SEND_ERROR || rc == CURLE_PARTIAL_FILE)
-	{
-		/* The server dropped the connection: transient, worth a retry. */
-		snprintf(reason, sizeof(reason), "connection dropped (%s)", curl_easy_strerror(rc));
-		schedule_retry(b, call, reason, 0);
-	}
-	else
-	{
-		snprintf(reason, sizeof(reason), "transport error: %s", curl_easy_strerror(rc));
-		fail_call(b, call, reason);
-	}
-}
-
-static void
-handle_http_answer(LlmBatch *b, Call *call, long status)
-{
-	char		reason[LLM_ERROR_LEN];
-
-	if (status >= 200 && status < 300)
-	{
-		if (llm_parse_chat_response(call->answer ? call->answer : "", call->answer_len,
-									&call->req->content, &call->req->total_tokens,
-									call->req->error, LLM_ERROR_LEN))
-			finish_call(b, call, true);
-		else
-			finish_call(b, call, false);
-	}
-	else if (status >= 300 && status < 400)
-		refuse_redirect(b, call, status);
-	else if (status == 429 || status >= 500)
-	{
-		curl_off_t	retry_after = 0;
-
-		if (status == 429)
-			curl_easy_getinfo(call->easy, CURLINFO_RETRY_AFTER, &retry_after);
-		snprintf(reason, sizeof(reason), "HTTP %ld%s", status,
-				 status == 429 ? " (rate limited)" : "");
-		schedule_retry(b, call, reason, (long) retry_after);
-	}
-	else
-	{
-		snprintf(reason, sizeof(reason), "HTTP %ld from the LLM endpoint", status);
-		fail_call(b, call, reason);
-	}
-}
-
-static void
-collect_finished(LlmBatch *b)
-{
-	CURLMsg    *msg;
-	int			left;
-
-	while ((msg = curl_multi_info_read(b->multi, &left)) != NULL)
-	{
-		Call	   *call = NULL;
-		CURLcode	rc = msg->data.result;
-		long		status = 0;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
-		curl_multi_remove_handle(b->multi, msg->easy_handle);
-		b->running--;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-		call->req->http_status = (int) status;
-		if (rc != CURLE_OK)
-			handle_transport_error(b, call, rc);
-		else
-			handle_http_answer(b, call, status);
+		b->waiting++;
 	}
 }
 
@@ -471,13 +306,14 @@ llm_batch_create(const LlmClientConfig *cfg, LlmRequest *reqs, int n,
 	if (b == NULL)
 		goto oom;
 	b->calls = calloc(n > 0 ? n : 1, sizeof(Call));
+	b->queue = calloc(n > 0 ? n : 1, sizeof(int));
 	ulen = strlen(cfg->url);
 	while (ulen > 0 && cfg->url[ulen - 1] == '/')
 		ulen--;
 	b->endpoint = malloc(ulen + sizeof(LLM_CHAT_PATH));
 	b->model = strdup(cfg->model ? cfg->model : "");
 	b->multi = curl_multi_init();
-	if (!b->calls || !b->endpoint || !b->model || !b->multi)
+	if (!b->calls || !b->queue || !b->endpoint || !b->model || !b->multi)
 		goto oom;
 	memcpy(b->endpoint, cfg->url, ulen);
 	memcpy(b->endpoint + ulen, LLM_CHAT_PATH, sizeof(LLM_CHAT_PATH));
@@ -528,8 +364,10 @@ llm_batch_create(const LlmClientConfig *cfg, LlmRequest *reqs, int n,
 		reqs[i].content = NULL;
 		llm_request_clear(&reqs[i]);
 		b->calls[i].req = &reqs[i];
-		b->calls[i].state = CS_QUEUED;
+		b->calls[i].state = CS_IDLE;
 		b->calls[i].answer_limit = b->max_response_bytes;
+		if (!cfg->manual_submit)
+			enqueue(b, i);
 	}
 	return b;
 
@@ -537,6 +375,32 @@ oom:
 	snprintf(errbuf, errlen, "out of memory preparing the LLM batch");
 	llm_batch_free(b);
 	return NULL;
+}
+
+void
+llm_batch_submit(LlmBatch *b, int i)
+{
+	Call	   *call;
+
+	if (i < 0 || i >= b->ncalls)
+		return;
+	call = &b->calls[i];
+	if (call->state != CS_IDLE && call->state != CS_DONE)
+		return;
+	llm_request_clear(call->req);
+	enqueue(b, i);
+}
+
+bool
+llm_batch_call_done(LlmBatch *b, int i)
+{
+	return i >= 0 && i < b->ncalls && b->calls[i].state == CS_DONE;
+}
+
+static bool
+batch_idle(LlmBatch *b)
+{
+	return b->queue_len == 0 && b->running == 0 && b->waiting == 0;
 }
 
 bool
@@ -548,12 +412,12 @@ llm_batch_step(LlmBatch *b, int max_wait_ms)
 	int			i;
 
 	start_ready_calls(b);
-	if (b->done == b->ncalls)
+	if (batch_idle(b))
 		return true;
 
 	/* Wake up in time for the earliest retry. */
-	now = monotonic_seconds();
-	for (i = 0; i < b->ncalls; i++)
+	now = llm_monotonic_seconds();
+	for (i = 0; b->waiting > 0 && i < b->ncalls; i++)
 		if (b->calls[i].state == CS_WAITING)
 		{
 			int			until = (int) ((b->calls[i].retry_at - now) * 1000.0) + 1;
@@ -563,8 +427,8 @@ llm_batch_step(LlmBatch *b, int max_wait_ms)
 		}
 
 	curl_multi_perform(b->multi, &still);
-	collect_finished(b);
-	if (b->done == b->ncalls)
+	llm_collect_finished(b);
+	if (batch_idle(b))
 		return true;
 	if (b->running > 0)
 		curl_multi_poll(b->multi, NULL, 0, wait_ms, NULL);
@@ -575,9 +439,9 @@ llm_batch_step(LlmBatch *b, int max_wait_ms)
 		nanosleep(&ts, NULL);
 	}
 	curl_multi_perform(b->multi, &still);
-	collect_finished(b);
+	llm_collect_finished(b);
 	start_ready_calls(b);
-	return b->done == b->ncalls;
+	return batch_idle(b);
 }
 
 void
@@ -594,12 +458,11 @@ llm_batch_free(LlmBatch *b)
 
 		if (call->state == CS_RUNNING)
 			curl_multi_remove_handle(b->multi, call->easy);
-		if (call->state != CS_DONE)
+		if (call->state != CS_DONE && call->req != NULL)
 		{
 			if (call->req->attempts == 0)
-				call->started = monotonic_seconds();
-			snprintf(call->req->error, LLM_ERROR_LEN, "aborted");
-			finish_call(b, call, false);
+				call->started = llm_monotonic_seconds();
+			llm_call_fail(b, call, LLM_ERR_ABORTED, "aborted");
 		}
 	}
 	if (b->multi)
@@ -609,6 +472,7 @@ llm_batch_free(LlmBatch *b)
 		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(b->headers);
 	free(b->calls);
+	free(b->queue);
 	free(b->endpoint);
 	free(b->model);
 	free(b);

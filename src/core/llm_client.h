@@ -19,6 +19,9 @@
  *                                 aborts whatever is still in flight
  *                                 (the PostgreSQL glue does this so that
  *                                 CHECK_FOR_INTERRUPTS can run in between).
+ * A conversation of several rounds (planner_loop.h) creates the batch with
+ * manual_submit, sends prebuilt bodies, reads raw answers, and submits a
+ * call again for its next round into the same multi handle.
  */
 #ifndef MANA_AI_LLM_CLIENT_H
 #define MANA_AI_LLM_CLIENT_H
@@ -44,12 +47,38 @@ typedef struct LlmClientConfig
 	size_t		max_response_bytes;
 	int			max_parallel;	/* transfers in flight at once (>= 1) */
 	int			max_attempts;	/* per call; 0 = LLM_DEFAULT_MAX_ATTEMPTS */
+	bool		manual_submit;	/* calls start idle until llm_batch_submit() */
 } LlmClientConfig;
+
+/* Why a call failed, for metrics and for the model fallback. */
+typedef enum LlmErrorKind
+{
+	LLM_ERR_NONE,
+	LLM_ERR_CONNECT,			/* refused, unresolvable, dropped after retries */
+	LLM_ERR_TIMEOUT,			/* the call's deadline (or the connect timeout) */
+	LLM_ERR_HTTP_429,			/* rate limited, after the retries */
+	LLM_ERR_HTTP_5XX,			/* server error, after the retries */
+	LLM_ERR_TOO_LARGE,			/* answer over max_response_bytes */
+	LLM_ERR_BAD_JSON,			/* a 2xx whose body is not a usable answer */
+	LLM_ERR_OTHER,				/* 4xx, refused redirect, out of memory */
+	LLM_ERR_ABORTED				/* llm_batch_free() while in flight */
+} LlmErrorKind;
+
+/* The metric label of a kind: "connect", "timeout", "http_429", ... */
+extern const char *llm_error_kind_name(LlmErrorKind kind);
+
+/* True for the kinds after which the next model of a chain is tried. */
+extern bool llm_error_kind_falls_back(LlmErrorKind kind);
 
 typedef struct LlmRequest
 {
 	const char *system;			/* must live until the batch is freed */
 	const char *user;
+	const char *body;			/* prebuilt request body; NULL: built from
+								 * system and user.  Copied when sent. */
+	bool		raw;			/* ok: content is the whole answer body */
+	double		deadline;		/* llm_monotonic_seconds() the call must end
+								 * by; 0: timeout_ms from its first attempt */
 	/* results */
 	bool		ok;
 	char	   *content;		/* malloc'd on success; llm_request_clear() frees */
@@ -58,6 +87,7 @@ typedef struct LlmRequest
 	int			attempts;
 	double		seconds;		/* first attempt start to final result */
 	char		error[LLM_ERROR_LEN];	/* "" on success; never holds the key */
+	LlmErrorKind error_kind;	/* LLM_ERR_NONE on success */
 } LlmRequest;
 
 typedef struct LlmBatch LlmBatch;
@@ -77,9 +107,22 @@ extern LlmBatch *llm_batch_create(const LlmClientConfig *cfg,
 /*
  * Start what may start, wait up to max_wait_ms for network activity or a
  * retry becoming due, and collect finished transfers.  Returns true when
- * every request has its final result.
+ * no request is queued, running or waiting for a retry.
  */
 extern bool llm_batch_step(LlmBatch *batch, int max_wait_ms);
+
+/*
+ * Queue reqs[i] (again): it must be idle (manual_submit) or finished.  Its
+ * results are cleared; body, raw and deadline are read anew.  Queued calls
+ * start in submission order as the max_parallel bound allows.
+ */
+extern void llm_batch_submit(LlmBatch *batch, int i);
+
+/* True when reqs[i] has its final result (and was not submitted since). */
+extern bool llm_batch_call_done(LlmBatch *batch, int i);
+
+/* The clock deadlines are measured on (CLOCK_MONOTONIC, seconds). */
+extern double llm_monotonic_seconds(void);
 
 /* Abort what is still in flight (error "aborted"), wipe the key, free. */
 extern void llm_batch_free(LlmBatch *batch);

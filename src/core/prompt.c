@@ -34,6 +34,7 @@ static bool is_plaintext(const char *s);
 static void put_or_empty(Buf *b, const char *s, const char *empty);
 static void put_agent_context(Buf *b, json_object *agent);
 static void put_role(Buf *b);
+static void put_role_tools(Buf *b, size_t n_offered);
 static void put_answer_format(Buf *b);
 static void put_parameter(Buf *b, json_object *param);
 static void put_tools(Buf *b, json_object *agent,
@@ -181,6 +182,36 @@ put_role(Buf *b)
 		"und wiederhole keine abgelehnten Schritte.\n"
 		"- Wenn gerade nichts Sinnvolles zu tun ist, antworte mit einer "
 		"leeren Liste \"steps\".\n\n");
+}
+
+/*
+ * The role for the tools protocol: the functions carry the tool list and
+ * the answer format, so this says only how to use them and how to end.
+ */
+static void
+put_role_tools(Buf *b, size_t n_offered)
+{
+	put(b,
+		"Du bist der Planer von Mana, einem persönlichen Assistenten. Du "
+		"arbeitest im Hintergrund an einer Mission des Nutzers.\n"
+		"\n"
+		"## Deine Aufgabe\n"
+		"- Plane 1 bis 5 Schritte, die die Mission voranbringen.\n"
+		"- Jeder Schritt ist genau ein Aufruf einer der angebotenen "
+		"Funktionen. Begründe ihn im Argument rationale in einem Satz: "
+		"Der Nutzer liest diese Begründung, wenn er den Vorschlag prüft.\n"
+		"- Deine Aufrufe sind Vorschläge: Sie werden für den Nutzer "
+		"festgehalten, nicht ausgeführt. Du schreibst nie direkt Daten.\n"
+		"- Meldet die Antwort auf einen Aufruf einen Fehler, korrigiere den "
+		"Aufruf.\n"
+		"- Berücksichtige das Feedback des Nutzers zu früheren Iterationen "
+		"und wiederhole keine abgelehnten Schritte.\n"
+		"- Wenn du fertig bist (oder gerade nichts Sinnvolles zu tun ist), "
+		"antworte ohne Funktionsaufruf mit einem Satz, der den Plan "
+		"zusammenfasst.\n");
+	if (n_offered == 0)
+		put(b, "- Dir sind gerade keine Funktionen freigegeben: antworte nur "
+			"mit diesem einen Satz.\n");
 }
 
 static void
@@ -373,10 +404,22 @@ take(Buf *b)
 	return s;
 }
 
-bool
-prompt_build(json_object *mission, json_object *agent,
-			 const PromptInput *inputs, size_t n_inputs,
-			 const PromptTool *tools, size_t n_tools, PromptResult *out)
+/* Tools the agent's policy leaves to the planner. */
+static size_t
+count_allowed(json_object *agent, const PromptTool *tools, size_t n_tools)
+{
+	size_t		n = 0;
+
+	for (size_t i = 0; i < n_tools; i++)
+		n += tools[i].name != NULL && !policy_denies(agent, tools[i].name, tools[i].module);
+	return n;
+}
+
+static bool
+build(json_object *mission, json_object *agent,
+	  const PromptInput *inputs, size_t n_inputs,
+	  const PromptTool *tools, size_t n_tools, bool tools_protocol,
+	  PromptResult *out)
 {
 	Buf			sys = {printbuf_new(), false};
 	Buf			usr = {printbuf_new(), false};
@@ -389,9 +432,14 @@ prompt_build(json_object *mission, json_object *agent,
 
 	if (agent != NULL && json_object_is_type(agent, json_type_object))
 		put_agent_context(&sys, agent);
-	put_role(&sys);
-	put_answer_format(&sys);
-	put_tools(&sys, agent, tools, n_tools);
+	if (tools_protocol)
+		put_role_tools(&sys, count_allowed(agent, tools, n_tools));
+	else
+	{
+		put_role(&sys);
+		put_answer_format(&sys);
+		put_tools(&sys, agent, tools, n_tools);
+	}
 
 	put(&usr, "# Mission: ");
 	put_or_empty(&usr, title, "(ohne Titel)");
@@ -415,6 +463,22 @@ prompt_build(json_object *mission, json_object *agent,
 		return false;
 	}
 	return true;
+}
+
+bool
+prompt_build(json_object *mission, json_object *agent,
+			 const PromptInput *inputs, size_t n_inputs,
+			 const PromptTool *tools, size_t n_tools, PromptResult *out)
+{
+	return build(mission, agent, inputs, n_inputs, tools, n_tools, false, out);
+}
+
+bool
+prompt_build_tools(json_object *mission, json_object *agent,
+				   const PromptInput *inputs, size_t n_inputs,
+				   const PromptTool *tools, size_t n_tools, PromptResult *out)
+{
+	return build(mission, agent, inputs, n_inputs, tools, n_tools, true, out);
 }
 
 void

@@ -1,7 +1,8 @@
 /*
  * prompt.h: the planner prompt of SPEC 7.3, Postgres-free.
  *
- * Owns the German system and user messages sent to the LLM, built from
+ * Owns the German system and user messages sent to the LLM (json and
+ * tools protocol), built from
  * json-c objects (mission and agent records) and plain C structs (inputs,
  * tools).  Deterministic: the same arguments give the same bytes.  Never
  * injects a ciphertext value (enc:1:...), never reads a clock.
@@ -53,6 +54,17 @@ extern bool prompt_build(json_object *mission, json_object *agent,
 						 const PromptInput *inputs, size_t n_inputs,
 						 const PromptTool *tools, size_t n_tools,
 						 PromptResult *out);
+
+/*
+ * The same for the tools protocol: the system message keeps the agent
+ * context and the role but leaves out the answer format and the tool
+ * list, which the offered functions carry (tools only counts the tools the
+ * policy allows, to say so when there are none).
+ */
+extern bool prompt_build_tools(json_object *mission, json_object *agent,
+							   const PromptInput *inputs, size_t n_inputs,
+							   const PromptTool *tools, size_t n_tools,
+							   PromptResult *out);
 
 extern void prompt_result_free(PromptResult *res);
 

@@ -112,3 +112,34 @@ tool_request_body(const char *model, double temperature,
 	json_object_put(root);
 	return text;
 }
+
+/*
+ * The same body with the tools array spliced in as text: a tick sends the
+ * same functions in every round of every mission, and serialising 60 of
+ * them anew each round cost more than everything else a round does.
+ */
+char *
+tool_request_body_text(const char *model, double temperature,
+					   json_object *messages, json_object *tools,
+					   const char *tools_text)
+{
+	char	   *head = tool_request_body(model, temperature, messages, NULL);
+	size_t		hlen,
+				tlen;
+	char	   *out;
+
+	if (head == NULL || tools_text == NULL ||
+		!json_object_is_type(tools, json_type_array) || json_object_array_length(tools) == 0)
+		return head;
+	hlen = strlen(head);
+	tlen = strlen(tools_text);
+	out = malloc(hlen + tlen + sizeof(",\"tools\":,\"tool_choice\":\"auto\"}"));
+	if (out != NULL)
+	{
+		/* head is a compact object: drop its closing brace, append the rest */
+		memcpy(out, head, hlen - 1);
+		sprintf(out + hlen - 1, ",\"tools\":%s,\"tool_choice\":\"auto\"}", tools_text);
+	}
+	free(head);
+	return out;
+}

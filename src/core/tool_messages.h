@@ -50,4 +50,13 @@ extern bool tool_messages_append_round(json_object *messages,
 extern char *tool_request_body(const char *model, double temperature,
 							   json_object *messages, json_object *tools);
 
+/*
+ * tool_request_body with the tools given also as their JSON text (valid
+ * JSON of that same array, e.g. the text it was parsed from), which is
+ * sent as it is instead of being serialised again.
+ */
+extern char *tool_request_body_text(const char *model, double temperature,
+									json_object *messages, json_object *tools,
+									const char *tools_text);
+
 #endif

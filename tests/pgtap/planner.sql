@@ -1,7 +1,7 @@
 -- planner.sql (pgTAP): tool catalog (SPEC 7.1), policy (7.2), prompt (7.3),
 -- parser (7.4) through the SQL surface.
 BEGIN;
-SELECT plan(39);
+SELECT plan(41);
 
 -- ---- the shipped catalog ----
 SELECT has_table('mana_ai', 'tools', 'mana_ai.tools exists');
@@ -51,22 +51,33 @@ SELECT throws_ok(
     '23514', NULL, 'blank name refused');
 SELECT throws_ok(
     $$INSERT INTO mana_ai.tools (name, module, description, parameters) VALUES ('t_obj', 'todo', 'x', '{}')$$,
-    '23514', 'parameters of tool "t_obj" must be a JSON array', 'parameters not an array refused');
+    '23514', 'invalid parameters for tool "t_obj": parameters must be a JSON array ([] for none)',
+    'parameters not an array refused');
 SELECT throws_ok(
     $$INSERT INTO mana_ai.tools (name, module, description, parameters) VALUES ('t_str', 'todo', 'x', '["title"]')$$,
-    '23514', 'parameter 0 of tool "t_str" must be a JSON object', 'parameter not an object refused');
+    '23514', 'invalid parameters for tool "t_str": parameter 0 is not a JSON object {name, type, required, description, enum?}',
+    'parameter not an object refused');
 SELECT throws_ok(
     $$INSERT INTO mana_ai.tools (name, module, description, parameters) VALUES ('t_dup', 'todo', 'x',
       '[{"name":"a","type":"string","required":true,"description":""},{"name":"a","type":"number","required":false,"description":""}]')$$,
-    '23514', 'tool "t_dup" has parameter "a" twice', 'duplicate parameter name refused');
+    '23514', 'invalid parameters for tool "t_dup": parameter name "a" is used twice', 'duplicate parameter name refused');
 SELECT throws_ok(
     $$INSERT INTO mana_ai.tools (name, module, description, parameters) VALUES ('t_type', 'todo', 'x',
       '[{"name":"a","type":"uuid","required":true,"description":""}]')$$,
     '23514', NULL, 'unknown parameter type refused');
 SELECT throws_ok(
     $$INSERT INTO mana_ai.tools (name, module, description, parameters) VALUES ('t_req', 'todo', 'x',
-      '[{"name":"a","type":"string","description":""}]')$$,
-    '23514', NULL, 'missing required flag refused');
+      '[{"name":"a","type":"string","required":"yes","description":""}]')$$,
+    '23514', 'invalid parameters for tool "t_req": parameter 0 ("a"): required must be true or false',
+    'a required flag that is not a boolean refused');
+SELECT throws_ok(
+    $$INSERT INTO mana_ai.tools (name, module, description, parameters) VALUES ('t_rat', 'todo', 'x',
+      '[{"name":"rationale","type":"string"}]')$$,
+    '23514', NULL, 'a parameter named rationale refused (every function has it already)');
+SELECT lives_ok(
+    $$INSERT INTO mana_ai.tools (name, module, description, parameters) VALUES ('t_opt', 'todo', 'x',
+      '[{"name":"a","type":"string"},{"name":"n","type":"integer","enum":[1,2]}]')$$,
+    'required and description may be left out, and an integer enum is fine (the tools protocol''s rules)');
 SELECT throws_ok(
     $$INSERT INTO mana_ai.tools (name, module, description, parameters) VALUES ('t_enum', 'todo', 'x',
       '[{"name":"a","type":"string","required":true,"description":"","enum":[]}]')$$,

@@ -195,6 +195,40 @@ test_agent(void)
 	   "everything denied: an explicit empty tool list");
 }
 
+/* The tools protocol: same user message, a system message without the list. */
+static void
+test_tools_protocol(void)
+{
+	json_object *mission = json_tokener_parse("{\"title\":\"Fit werden\",\"objective\":\"Laufen\"}");
+	json_object *agent = json_tokener_parse("{\"name\":\"Coach\",\"role\":\"Trainer\"}");
+	json_object *deny_all = json_tokener_parse("{\"name\":\"K\",\"policy\":{\"defaultForAi\":\"deny\"}}");
+	PromptResult json_res = {0};
+	PromptResult tools_res = {0};
+
+	ok(prompt_build(mission, agent, NULL, 0, tools, 3, &json_res) &&
+	   prompt_build_tools(mission, agent, NULL, 0, tools, 3, &tools_res), "both protocols build");
+	str_is(tools_res.user, json_res.user, "tools: the user message is the same");
+	ok(!contains(tools_res.system, "Antwortformat") && !contains(tools_res.system, "```json"),
+	   "tools: no answer-format block");
+	ok(!contains(tools_res.system, "Verfügbare Werkzeuge") && !contains(tools_res.system, "create_task"),
+	   "tools: no tool prose (the functions carry it)");
+	ok(contains(tools_res.system, "<agent_context>") && contains(tools_res.system, "Rolle: Trainer"),
+	   "tools: the agent context stays");
+	ok(contains(tools_res.system, "Argument rationale") &&
+	   contains(tools_res.system, "ohne Funktionsaufruf mit einem Satz"),
+	   "tools: says how to give the rationale and how to end");
+	ok(!contains(tools_res.system, "keine Funktionen freigegeben"), "tools allowed: no 'none allowed' line");
+	prompt_result_free(&tools_res);
+	ok(prompt_build_tools(mission, deny_all, NULL, 0, tools, 3, &tools_res) &&
+	   contains(tools_res.system, "keine Funktionen freigegeben"),
+	   "tools: everything denied is said");
+	prompt_result_free(&tools_res);
+	prompt_result_free(&json_res);
+	json_object_put(mission);
+	json_object_put(agent);
+	json_object_put(deny_all);
+}
+
 int
 main(void)
 {
@@ -203,6 +237,7 @@ main(void)
 	test_inputs();
 	test_iterations();
 	test_agent();
+	test_tools_protocol();
 	prompt_result_free(&res);
 	json_object_put(task_params);
 	json_object_put(drink_params);

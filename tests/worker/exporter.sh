@@ -41,6 +41,9 @@ cleanup() {
 }
 trap cleanup EXIT
 set_guc mana_ai.llm_url "$MOCK_URL"
+# A chain whose first model fails: the LLM error and fallback families
+# get samples too.
+set_guc mana_ai.llm_model "mock-fail500,gpt-4o-mini"
 cp "$fx/TEST-ONLY-private-key.pem" "$tmp/key.pem"
 chmod 0755 "$tmp"; chmod 0600 "$tmp/key.pem"
 chown "$(q postgres -c "SELECT rolname FROM pg_roles WHERE oid = 10")" "$tmp/key.pem" 2>/dev/null || true
@@ -62,10 +65,10 @@ SELECT 'ai', 'aiMissions', m.id, 'u1', 'insert',
                           'nextRunAt', '2020-01-01T00:00:00.000Z') || m.extra, 'web'
   FROM (VALUES ('mission-abc', 'Mit Grant', jsonb_build_object('grant', '$(vec grant_ok)'::jsonb)),
                ('mission-old', 'Abgelaufen', jsonb_build_object('grant', '$(vec grant_expired)'::jsonb)),
-               ('mission-bad', 'Kaputt [mock:no-plan]', '{}'::jsonb)) AS m(id, objective, extra)" >/dev/null
+               ('mission-bad', 'Kaputt [mock:tools-never-stop-invalid]', '{}'::jsonb)) AS m(id, objective, extra)" >/dev/null
 
 # A few ticks: the world is planned, the grant decrypts and is refused
-# once, the garbage answer fails to parse.
+# once, the model that never makes a valid call fails to parse.
 poll_until 60 mana_sync "SELECT count(*) >= 104 FROM sync_changes WHERE client_id = 'mana-ai-runner'" t \
     || fail "the worker did not plan the world and mission-abc"
 poll_until 30 mana_sync "SELECT (SELECT count(*) FROM mana_ai.tick_runs WHERE status = 'ok') >= 3
@@ -143,13 +146,16 @@ for k in sorted(set(got) - set(want)):
 spec = ["ticks_total", "plans_produced_total", "plans_written_back_total", "parse_failures_total",
         "mission_errors_total", "snapshots_new_total", "snapshots_updated_total",
         "snapshot_rows_applied_total", "decrypts_total", "grant_scope_violations_total",
-        "grant_skips_total", "agent_decisions_total"]
+        "grant_skips_total", "agent_decisions_total",
+        "tool_calls_total", "llm_errors_total", "llm_fallbacks_total"]
 spec = ["mana_ai_" + s for s in spec]
-for h in ("mana_ai_tick_duration_seconds", "mana_ai_planner_request_duration_seconds"):
+for h in ("mana_ai_tick_duration_seconds", "mana_ai_planner_request_duration_seconds",
+          "mana_ai_planner_rounds"):
     spec += [h + "_bucket", h + "_sum", h + "_count"]
 names = {k[0] for k in got}
 problems += ["SPEC 10 metric not exported: " + s for s in spec if s not in names]
-for h in ("mana_ai_tick_duration_seconds", "mana_ai_planner_request_duration_seconds"):
+for h in ("mana_ai_tick_duration_seconds", "mana_ai_planner_request_duration_seconds",
+          "mana_ai_planner_rounds"):
     les = sorted(json.loads(k[1])["le"] for k in got if k[0] == h + "_bucket")
     if "+Inf" not in les or len(les) < 2:
         problems.append(h + ": buckets " + repr(les))

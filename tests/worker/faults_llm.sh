@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.max_attempts=3 -o mana_ai.llm_timeout=6000 -o mana_ai.role=mana_runner
+# cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.max_attempts=3 -o mana_ai.llm_timeout=6000 -o mana_ai.role=mana_runner -o mana_ai.planner_protocol=json
 # A faulty LLM per mission (SPEC 4.10, 8, 10), with the worker and the
 # mock: in one tick one mission's connection is dropped, one gets a body
 # that is not JSON, one an answer that is not a plan, one HTTP 500 (five

@@ -1,0 +1,149 @@
+/*
+ * planner_loop.h: every mission's planner conversation of one tick, in
+ * one libcurl multi handle, Postgres-free.
+ *
+ * Owns the planner protocols on the wire:
+ *   json   one round: {system, user} -> choices[0].message.content (the
+ *          fenced plan the caller parses with plan_parse.h);
+ *   tools  rounds of OpenAI function calling: each answer's tool_calls are
+ *          validated against the offered functions (tool_calls.h), a valid
+ *          call becomes a step, every call is answered with a tool message
+ *          (tool_messages.h), until the model stops, max_rounds, max_steps
+ *          valid steps, the mission's deadline or the agent's token budget.
+ * and the model chain: a call failing by connection error, timeout, 5xx
+ * or 429 (after the client's retries) is sent again to the next model,
+ * within the same deadline.  A mission in its third round never holds up
+ * another's first: as a round ends, the next round's request joins the
+ * same handle; at most max_parallel calls are in flight.  Never includes
+ * a PostgreSQL header, never blocks longer than the wait it is given, and
+ * reports metrics only through the hooks.
+ */
+#ifndef MANA_AI_PLANNER_LOOP_H
+#define MANA_AI_PLANNER_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "llm_client.h"
+
+#define PLAN_LOOP_MAX_MODELS 8
+#define PLAN_LOOP_DEFAULT_MAX_STEPS 5
+
+typedef enum PlanProtocol
+{
+	PLAN_PROTOCOL_TOOLS,
+	PLAN_PROTOCOL_JSON
+} PlanProtocol;
+
+/* Why a mission's loop ended. */
+typedef enum PlanEnd
+{
+	PLAN_END_NONE,				/* not ended yet */
+	PLAN_END_STOP,				/* the model stopped (json: it answered) */
+	PLAN_END_MAX_STEPS,			/* max_steps valid steps */
+	PLAN_END_MAX_ROUNDS,
+	PLAN_END_DEADLINE,			/* the mission's whole-loop deadline */
+	PLAN_END_BUDGET,			/* the agent's token budget is used up */
+	PLAN_END_LLM_ERROR,			/* every model left failed the round */
+	PLAN_END_BAD_ANSWER,		/* an answer the protocol cannot use */
+	PLAN_END_CUT_OFF,			/* no calls, finish_reason length or other */
+	PLAN_END_ABORTED			/* plan_loop_free() before the end */
+} PlanEnd;
+
+/* Called from inside plan_loop_step(); none may longjmp. */
+typedef struct PlanHooks
+{
+	void	   *arg;
+	/* every tool call judged; tool NULL when its name was not offered */
+	void		(*tool_call) (void *arg, const char *tool, bool planned);
+	/* every failed call (after its retries) */
+	void		(*llm_error) (void *arg, const char *model, LlmErrorKind kind);
+	/* a round moves from model `from` to model `to` */
+	void		(*fallback) (void *arg, const char *from, const char *to);
+	/* every finished HTTP call, first attempt to result */
+	void		(*request) (void *arg, double seconds);
+} PlanHooks;
+
+typedef struct PlanLoopConfig
+{
+	LlmClientConfig client;		/* model is ignored; timeout_ms bounds a
+								 * mission's whole loop; manual_submit is set */
+	const char *models[PLAN_LOOP_MAX_MODELS];	/* the chain, first = preferred */
+	int			n_models;
+	PlanProtocol protocol;
+	int			max_rounds;		/* tools: answered rounds at most (>= 1) */
+	int			max_steps;		/* tools: valid steps at most (0 = 5) */
+	PlanHooks	hooks;
+} PlanLoopConfig;
+
+typedef struct PlanMissionState PlanMissionState;
+
+typedef struct PlanMission
+{
+	/* inputs, borrowed until plan_loop_free() */
+	const char *system;
+	const char *user;
+	const char *tools;			/* tools: the offered functions, a JSON array
+								 * (tool_schema.h entries); identical text is
+								 * parsed once per loop */
+	int64_t    *budget;			/* tokens the agent may still spend, shared by
+								 * its missions; NULL: no limit */
+	/* results */
+	PlanEnd		end;
+	bool		ok;				/* json: content holds the answer; tools: a
+								 * plan (steps, or none after a voluntary stop) */
+	char	   *content;		/* json: the answer; tools: the model's final
+								 * text (the plan summary), NULL when none */
+	json_object *steps;			/* tools: [{toolName, params, rationale}] */
+	int			n_steps;
+	int			rounds;			/* answered rounds */
+	int			calls_planned;	/* tool calls that became steps */
+	int			calls_invalid;	/* tool calls answered with an error */
+	int64_t		total_tokens;	/* summed over rounds; -1 when none reported */
+	const char *model;			/* the model that answered last (from the
+								 * config's chain), NULL when none did */
+	int			http_status;	/* of the last call */
+	int			attempts;		/* HTTP attempts over all rounds and models */
+	double		seconds;		/* first call's start to the loop's end */
+	char		reason[48];		/* !ok: a stable code */
+	char		error[256];		/* !ok: for humans; never holds the key */
+	PlanMissionState *state;	/* private */
+} PlanMission;
+
+typedef struct PlanLoop PlanLoop;
+
+/* NULL (reason in err) when the client or a tools array is unusable. */
+extern PlanLoop *plan_loop_create(const PlanLoopConfig *cfg,
+								  PlanMission *missions, int n,
+								  char *err, size_t errlen);
+
+/*
+ * Send what may be sent, wait up to max_wait_ms, judge finished rounds
+ * and queue next rounds.  True when every mission has ended.
+ */
+extern bool plan_loop_step(PlanLoop *loop, int max_wait_ms);
+
+/* Abort what is in flight (those missions end ABORTED) and free the loop. */
+extern void plan_loop_free(PlanLoop *loop);
+
+/* All at once; 0 done, 1 aborted by abort_cb (polled every 100 ms), -1 set-up failed. */
+extern int	plan_loop_run(const PlanLoopConfig *cfg, PlanMission *missions, int n,
+						  LlmAbortCallback abort_cb, void *abort_arg);
+
+/*
+ * tools, ok: the plan as malloc'd JSON text {summary, steps:[{summary,
+ * toolName, params, rationale}]}, each step's summary its rationale (what
+ * the web app shows), summary the model's final text or a German line
+ * counting the proposals.  NULL when out of memory.
+ */
+extern char *plan_mission_plan_json(const PlanMission *m);
+
+/* The label of an end ("stop", "max-rounds", ...). */
+extern const char *plan_end_name(PlanEnd end);
+
+/* Free a mission's results (not its inputs). */
+extern void plan_mission_clear(PlanMission *m);
+
+#endif
