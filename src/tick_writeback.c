@@ -178,9 +178,9 @@ save_failure(Tick *t, Job *job)
 			  "       next_attempt_at = EXCLUDED.next_attempt_at,"
 			  "       last_error = EXCLUDED.last_error, updated_at = now()",
 			  6, types, values, SPI_OK_INSERT, "record the failed attempt");
-	SPI_connect();
+	mana_ai_spi_connect();
 	record_tokens(job);
-	SPI_finish();
+	mana_ai_spi_finish();
 }
 
 /*
