@@ -36,9 +36,21 @@ typedef struct Job
 	int			attempts_before;
 	bool		prepared;		/* prompt rendered, LLM call pending */
 	LlmCall    *call;
+	bool		cadence_checked;	/* the cadence passed next_run_at (prepare) */
+	bool		cadence_invalid;	/* it did not: fail at once, clear nextRunAt */
+	bool		backoff_only;	/* last resort: save the backoff, write no row */
 	char	   *fail_phase;		/* set when the mission failed */
 	char	   *fail_name;
 	char	   *fail_message;
+
+	/*
+	 * How the write-back ended, set by tick_writeback.c and final when
+	 * tick_writeback_phase has settled the mission: "planned" (an
+	 * iteration with the plan), "failed" (a failed iteration), "retry" (a
+	 * backoff row), "stale" (the slot was no longer nextRunAt: nothing
+	 * written) or "error" (nothing could be saved but the tokens).
+	 */
+	const char *outcome;
 } Job;
 
 typedef struct Tick
@@ -74,7 +86,11 @@ extern void tick_runs_mark_failed(int64 run_id, const char *message);
 extern void tick_add_error(Tick *t, const char *fmt,...) pg_attribute_printf(2, 3);
 extern Jsonb *tick_result(Tick *t);
 
+/* tick_run.c: parse one mission's answer and write it back, or its failure */
+extern void tick_settle_job(Tick *t, Job *job);
+
 /* tick_writeback.c: the iteration written back, or the failure backed off */
+extern void tick_writeback_phase(Tick *t);
 extern bool tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error);
 extern void tick_record_failure(Tick *t, Job *job);
 

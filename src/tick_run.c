@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "planner.h"
 #include "resolvers.h"
+#include "schedule.h"
 #include "snapshot.h"
 #include "tick.h"
 #include "tick_internal.h"
@@ -41,7 +42,6 @@ static void refresh_phase(Tick *t);
 static void select_phase(Tick *t);
 static void prepare_job(Tick *t, Job *job);
 static void llm_phase(Tick *t);
-static void settle_job(Tick *t, Job *job);
 static void new_uuid(char *out);
 
 /* ------------------------------------------------------------ entry points */
@@ -78,7 +78,6 @@ run_tick(TickMode mode, MemoryContext cxt)
 	Tick	   *t = palloc0(sizeof(Tick));
 	TimestampTz start = GetCurrentTimestamp();
 	Jsonb	   *result;
-	ListCell   *lc;
 
 	t->mode = mode;
 	t->cxt = cxt;
@@ -107,18 +106,7 @@ run_tick(TickMode mode, MemoryContext cxt)
 		refresh_phase(t);
 		select_phase(t);
 		llm_phase(t);
-		foreach(lc, t->jobs)
-		{
-			Job		   *job = (Job *) lfirst(lc);
-			char	   *error = NULL;
-
-			CHECK_FOR_INTERRUPTS();
-			if (!tick_run_isolated(t, settle_job, job, &error))
-			{
-				tick_add_error(t, "mission %s: %s", job->mission_id, error);
-				mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
-			}
-		}
+		tick_writeback_phase(t);
 		tick_unit_begin(t);
 		result = tick_result(t);
 		tick_runs_finish(t, "ok");
@@ -289,22 +277,32 @@ select_phase(Tick *t)
 		{
 			job->prepared = false;
 			job->fail_phase = "resolving-inputs";
-			job->fail_name = "InputError";
-			job->fail_message = error;
+			job->cadence_invalid = !job->cadence_checked;
+			job->fail_name = job->cadence_invalid ? "CadenceError" : "InputError";
+			job->fail_message = job->cadence_invalid ?
+				psprintf("invalid cadence: %s", error) : error;
 		}
 	}
 }
 
 /*
- * Grant, inputs, prompt for one mission (SPEC 4.5-4.7).  A grant that
- * does not unwrap is no error: it is counted and the mission runs
- * without its encrypted inputs.
+ * Cadence, grant, inputs, prompt for one mission (SPEC 4.5-4.7).  A
+ * cadence next_run_at refuses would fail only in the write-back, after
+ * the LLM call: it is tried first, and its error fails the mission at
+ * once (cadence_checked stays false).  A grant that does not unwrap is no
+ * error: it is counted and the mission runs without its encrypted inputs.
  */
 static void
 prepare_job(Tick *t, Job *job)
 {
 	List	   *inputs;
 	PlannerPrompt prompt;
+	Jsonb	   *cadence = jb_member_object(job->mission, "cadence");
+	bool		manual;
+
+	if (cadence != NULL)
+		(void) mana_ai_next_run_at(cadence, GetCurrentTimestamp(), &manual);
+	job->cadence_checked = true;
 
 	inputs = mana_ai_resolve_mission_inputs(job->user_id, job->mission_id, job->mission,
 											job->iteration_id, true);
@@ -347,9 +345,12 @@ llm_phase(Tick *t)
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: writing back");
 }
 
-/* Parse and write back one mission, or count its failure (SPEC 4.7-4.10). */
-static void
-settle_job(Tick *t, Job *job)
+/*
+ * Parse and write back one mission, or count its failure (SPEC 4.7-4.10);
+ * tick_writeback_phase calls it in the mission's own subtransaction.
+ */
+void
+tick_settle_job(Tick *t, Job *job)
 {
 	Jsonb	   *parsed;
 	char	   *ok;

@@ -2,13 +2,16 @@
  * tick_writeback.c: what a tick writes for one mission (SPEC 1.3, 1.4,
  * 4.8-4.10): the new iteration and the next slot, or the failure.
  *
- * Owns the sync_changes row that appends an iteration (as the owning
- * agent, under the user's scope), the slot check that makes a crash or a
- * second planner never yield two iterations for one slot, the token
- * usage, and the backoff in mana_ai.mission_attempts that ends in a
- * failed iteration after mana_ai.max_attempts.  Runs inside the mission's
- * own (sub)transaction.  Must never write a row for a slot that is no
- * longer the mission's nextRunAt, and never build SQL from data.
+ * Owns the write-back phase (each mission settled in its own
+ * (sub)transaction, and every error of that step routed to the failure
+ * path, so tokens spent are always counted and a failing mission always
+ * backs off), the sync_changes row that appends an iteration (as the
+ * owning agent, under the user's scope), the slot check that makes a
+ * crash or a second planner never yield two iterations for one slot, the
+ * token usage, and the backoff in mana_ai.mission_attempts that ends in a
+ * failed iteration after mana_ai.max_attempts.  Must never write a row
+ * for a slot that is no longer the mission's nextRunAt, and never build
+ * SQL from data.
  */
 #include "postgres.h"
 
@@ -16,6 +19,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -79,10 +83,12 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	if (fresh == NULL || fresh_slot == NULL || strcmp(fresh_slot, job->slot) != 0)
 	{
 		mana_ai_leave_user_scope(scope);
+		job->outcome = "stale";
 		return false;
 	}
+	/* An invalid cadence has no next slot: nextRunAt is cleared. */
 	cadence = jb_member_object(fresh, "cadence");
-	if (cadence != NULL)
+	if (cadence != NULL && !job->cadence_invalid)
 		next = mana_ai_next_run_at(cadence, now, &next_null);
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -104,26 +110,39 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	SPI_connect();
 	mana_ai_run_kept(write_sql, 11, types, 0, values, nulls, SPI_OK_INSERT);
 
-	/* The slot is settled: forget its failures; count the tokens spent. */
+	/* The slot is settled: forget its failures. */
 	mana_ai_run_kept(settled_sql, 2, types, 0, values, NULL, SPI_OK_DELETE);
-	if (job->prepared && job->call->total_tokens > 0)
-	{
-		Oid			utypes[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
-		Datum		uvalues[4];
-
-		uvalues[0] = CStringGetTextDatum(job->user_id);
-		uvalues[1] = CStringGetTextDatum(job->agent_id);
-		uvalues[2] = CStringGetTextDatum(job->mission_id);
-		uvalues[3] = Int64GetDatum(job->call->total_tokens);
-		mana_ai_run_kept(tokens_sql, 4, utypes, 0, uvalues, NULL, SPI_OK_INSERT);
-	}
 	SPI_finish();
 	mana_ai_leave_user_scope(scope);
 	MemoryContextSwitchTo(t->cxt);
+	job->outcome = error ? "failed" : "planned";
 	return true;
 }
 
-/* The backoff row, or the failed iteration once the attempts are used up. */
+/* The tokens the mission's LLM call spent, against its agent's budget. */
+static void
+count_tokens(Tick *t, Job *job)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[4];
+
+	if (!job->prepared || job->call->total_tokens <= 0)
+		return;
+	values[0] = CStringGetTextDatum(job->user_id);
+	values[1] = CStringGetTextDatum(job->agent_id);
+	values[2] = CStringGetTextDatum(job->mission_id);
+	values[3] = Int64GetDatum(job->call->total_tokens);
+	SPI_connect();
+	mana_ai_run_kept(tokens_sql, 4, types, 0, values, NULL, SPI_OK_INSERT);
+	SPI_finish();
+	MemoryContextSwitchTo(t->cxt);
+}
+
+/*
+ * The backoff row, or the failed iteration once the attempts are used up
+ * (at once for an invalid cadence: no retry can help it; never when only
+ * the backoff can still be saved).
+ */
 static void
 save_failure(Tick *t, Job *job)
 {
@@ -132,7 +151,7 @@ save_failure(Tick *t, Job *job)
 	Datum		values[6];
 	double		backoff = Min(3600.0, mana_ai_tick_interval * pow(2.0, attempts - 1));
 
-	if (attempts >= mana_ai_max_attempts)
+	if ((attempts >= mana_ai_max_attempts || job->cadence_invalid) && !job->backoff_only)
 	{
 		JsonbParseState *state = NULL;
 
@@ -160,6 +179,7 @@ save_failure(Tick *t, Job *job)
 			  "       next_attempt_at = EXCLUDED.next_attempt_at,"
 			  "       last_error = EXCLUDED.last_error, updated_at = now()",
 			  6, types, values, SPI_OK_INSERT, "record the failed attempt");
+	job->outcome = "retry";
 }
 
 /*
@@ -175,4 +195,79 @@ tick_record_failure(Tick *t, Job *job)
 	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
 	tick_add_error(t, "mission %s: %s: %s", job->mission_id, job->fail_phase,
 				   job->fail_message ? job->fail_message : "failed");
+}
+
+/* ------------------------------------------------------------ the phase */
+
+/* The steps of settling one mission; each counts the tokens first. */
+static void
+settle_step(Tick *t, Job *job)
+{
+	count_tokens(t, job);
+	tick_settle_job(t, job);
+}
+
+static void
+failure_step(Tick *t, Job *job)
+{
+	count_tokens(t, job);
+	tick_record_failure(t, job);
+}
+
+/*
+ * Settle one mission.  If the write-back raises (a trigger, a constraint,
+ * a cadence that changed since the prepare), its step is undone and the
+ * mission takes the failure path instead (phase finalizing): a backoff
+ * row, or the failed iteration after mana_ai.max_attempts; if that raises
+ * too, the backoff alone; if even that cannot be saved, the tokens alone.
+ * So the tokens spent are always counted and the LLM is never called on
+ * every tick for a mission whose write-back keeps failing.
+ */
+static void
+settle_mission(Tick *t, Job *job)
+{
+	char	   *error = NULL;
+	char	   *why;
+
+	job->outcome = NULL;
+	if (tick_run_isolated(t, settle_step, job, &error))
+		return;
+	if (job->fail_phase == NULL)
+	{
+		/* The plan's write-back failed: record that as the failure. */
+		job->fail_phase = "finalizing";
+		job->fail_name = "WriteBackError";
+		job->fail_message = error;
+		job->outcome = NULL;
+		if (tick_run_isolated(t, failure_step, job, &error))
+			return;
+	}
+	/* Recording the failure failed: the backoff, with no row written. */
+	job->backoff_only = true;
+	job->outcome = NULL;
+	if (tick_run_isolated(t, failure_step, job, &error))
+		return;
+	why = error;
+	job->outcome = "error";
+	if (!tick_run_isolated(t, count_tokens, job, &error))
+		why = psprintf("%s; its tokens were not counted: %s", why, error);
+	tick_add_error(t, "mission %s: %s", job->mission_id, why);
+	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
+}
+
+/*
+ * Write back every mission taken in this tick.  job->outcome is final
+ * when settle_mission returns: the one place each mission's outcome is
+ * known.
+ */
+void
+tick_writeback_phase(Tick *t)
+{
+	ListCell   *lc;
+
+	foreach(lc, t->jobs)
+	{
+		CHECK_FOR_INTERRUPTS();
+		settle_mission(t, (Job *) lfirst(lc));
+	}
 }
