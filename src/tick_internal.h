@@ -53,6 +53,17 @@ typedef struct Job
 	const char *outcome;
 } Job;
 
+/* The phases a tick times (its result's phaseMs). */
+typedef enum TickPhase
+{
+	TP_REFRESH,
+	TP_SELECT,
+	TP_PREPARE,
+	TP_LLM,
+	TP_WRITEBACK,
+	TP_COUNT
+} TickPhase;
+
 typedef struct Tick
 {
 	TickMode	mode;
@@ -66,6 +77,8 @@ typedef struct Tick
 	int			failed_iterations;
 	List	   *errors;			/* char * */
 	List	   *jobs;			/* Job * */
+	TimestampTz phase_mark;		/* when the phase being timed began */
+	double		phase_ms[TP_COUNT];
 } Tick;
 
 /* tick_xact.c: the tick lock and the transactions the phases run in */
@@ -84,6 +97,7 @@ extern void tick_runs_insert(Tick *t, const char *status);
 extern void tick_runs_finish(Tick *t, const char *status);
 extern void tick_runs_mark_failed(int64 run_id, const char *message);
 extern void tick_add_error(Tick *t, const char *fmt,...) pg_attribute_printf(2, 3);
+extern void tick_phase_done(Tick *t, TickPhase phase);
 extern Jsonb *tick_result(Tick *t);
 
 /* tick_run.c: parse one mission's answer and write it back, or its failure */

@@ -82,6 +82,7 @@ run_tick(TickMode mode, MemoryContext cxt)
 	t->mode = mode;
 	t->cxt = cxt;
 	t->scanned_at = start;
+	t->phase_mark = start;
 
 	tick_unit_begin(t);
 	if (!tick_lock_try(mode))
@@ -104,9 +105,13 @@ run_tick(TickMode mode, MemoryContext cxt)
 	PG_TRY();
 	{
 		refresh_phase(t);
+		tick_phase_done(t, TP_REFRESH);
 		select_phase(t);
+		tick_phase_done(t, TP_PREPARE);
 		llm_phase(t);
+		tick_phase_done(t, TP_LLM);
 		tick_writeback_phase(t);
+		tick_phase_done(t, TP_WRITEBACK);
 		tick_unit_begin(t);
 		result = tick_result(t);
 		tick_runs_finish(t, "ok");
@@ -265,6 +270,7 @@ select_phase(Tick *t)
 	}
 	SPI_finish();
 	tick_unit_commit(t);
+	tick_phase_done(t, TP_SELECT);
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: preparing prompts");
 	foreach(lc, t->jobs)
