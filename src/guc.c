@@ -33,6 +33,8 @@ int			mana_ai_max_attempts = 3;
 char	   *mana_ai_timezone = NULL;
 int			mana_ai_audit_retention = 90 * 24 * 60;
 int			mana_ai_tick_runs_retention = 14 * 24 * 60;
+int			mana_ai_writeback_batch_size = 32;
+int			mana_ai_writeback_batch_time = 100;
 
 static bool check_timezone_name(char **newval, void **extra, GucSource source);
 static bool check_llm_url(char **newval, void **extra, GucSource source);
@@ -147,6 +149,17 @@ mana_ai_define_gucs(void)
 							"Age after which tick_runs rows are deleted by the worker.",
 							NULL, &mana_ai_tick_runs_retention, 14 * 24 * 60, 60, INT_MAX / 2,
 							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mana_ai.writeback_batch_size",
+							"Most missions the worker writes back in one transaction.",
+							"Each mission has its own subtransaction; past 64 in one transaction "
+							"other sessions' snapshots overflow the subtransaction cache and read pg_subtrans.",
+							&mana_ai_writeback_batch_size, 32, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.writeback_batch_time",
+							"Longest time the worker keeps one write-back transaction open.",
+							NULL, &mana_ai_writeback_batch_time, 100, 1, 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("mana_ai");
 }

@@ -77,6 +77,9 @@ typedef struct Tick
 	int			failed_iterations;
 	List	   *errors;			/* char * */
 	List	   *jobs;			/* Job * */
+	bool		batch_open;		/* a write-back batch is open (tick_xact.c) */
+	int			batch_missions; /* missions settled in it */
+	TimestampTz batch_started;
 	TimestampTz phase_mark;		/* when the phase being timed began */
 	double		phase_ms[TP_COUNT];
 } Tick;
@@ -88,6 +91,10 @@ extern void tick_unit_begin(Tick *t);
 extern void tick_unit_commit(Tick *t);
 extern bool tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job,
 							  char **error);
+extern bool tick_run_sub(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error);
+extern void tick_batch_open(Tick *t);
+extern void tick_batch_settled(Tick *t);
+extern void tick_batch_close(Tick *t);
 extern void tick_fail_worker_run(Tick *t) pg_attribute_noreturn();
 extern void tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
 					  int expected, const char *what);

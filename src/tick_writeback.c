@@ -3,10 +3,10 @@
  * 4.8-4.10): the new iteration and the next slot, or the failure.
  *
  * Owns the write-back phase (each mission settled in its own
- * (sub)transaction, and every error of that step routed to the failure
- * path, so tokens spent are always counted and a failing mission always
- * backs off), the sync_changes row that appends an iteration (as the
- * owning agent, under the user's scope), the slot check that makes a
+ * subtransaction of a batch, every error of that step routed to the
+ * failure path, so tokens spent are always counted and a failing mission
+ * always backs off), the sync_changes row that appends an iteration (as
+ * the owning agent, under the user's scope), the slot check that makes a
  * crash or a second planner never yield two iterations for one slot, the
  * token usage, and the backoff in mana_ai.mission_attempts that ends in a
  * failed iteration after mana_ai.max_attempts.  Must never write a row
@@ -230,7 +230,7 @@ settle_mission(Tick *t, Job *job)
 	char	   *why;
 
 	job->outcome = NULL;
-	if (tick_run_isolated(t, settle_step, job, &error))
+	if (tick_run_sub(t, settle_step, job, &error))
 		return;
 	if (job->fail_phase == NULL)
 	{
@@ -239,26 +239,30 @@ settle_mission(Tick *t, Job *job)
 		job->fail_name = "WriteBackError";
 		job->fail_message = error;
 		job->outcome = NULL;
-		if (tick_run_isolated(t, failure_step, job, &error))
+		if (tick_run_sub(t, failure_step, job, &error))
 			return;
 	}
 	/* Recording the failure failed: the backoff, with no row written. */
 	job->backoff_only = true;
 	job->outcome = NULL;
-	if (tick_run_isolated(t, failure_step, job, &error))
+	if (tick_run_sub(t, failure_step, job, &error))
 		return;
 	why = error;
 	job->outcome = "error";
-	if (!tick_run_isolated(t, count_tokens, job, &error))
+	if (!tick_run_sub(t, count_tokens, job, &error))
 		why = psprintf("%s; its tokens were not counted: %s", why, error);
 	tick_add_error(t, "mission %s: %s", job->mission_id, why);
 	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
 }
 
 /*
- * Write back every mission taken in this tick.  job->outcome is final
- * when settle_mission returns: the one place each mission's outcome is
- * known.
+ * Write back every mission taken in this tick, in batches (tick_xact.c):
+ * each mission in its own subtransaction, a batch's missions committed
+ * together.  A crash before a batch commits loses the whole batch, whose
+ * slots are then still due and are planned again; a committed batch has
+ * moved every slot it wrote on, so no slot is ever written twice.
+ * job->outcome is final when settle_mission returns: the one place each
+ * mission's outcome is known.
  */
 void
 tick_writeback_phase(Tick *t)
@@ -268,6 +272,9 @@ tick_writeback_phase(Tick *t)
 	foreach(lc, t->jobs)
 	{
 		CHECK_FOR_INTERRUPTS();
+		tick_batch_open(t);
 		settle_mission(t, (Job *) lfirst(lc));
+		tick_batch_settled(t);
 	}
+	tick_batch_close(t);
 }

@@ -11,7 +11,8 @@
 #    raises for the runner's rows of two missions) counts the tokens
 #    spent and backs off: the LLM gets one call per attempt, never while
 #    the mission backs off, and an agent's maxTokensPerDay stops it;
-#  - the other missions of the same ticks are planned.
+#  - the other missions of the same ticks are planned, all of that tick's
+#    write-backs committed by one batch transaction.
 set -euo pipefail
 source tests/lib/common.sh
 source tests/lib/faults.sh
@@ -101,7 +102,12 @@ for m in m-ok m-ok-cron; do
         || fail "$m was not planned once"
 done
 [ "$(q mana_sync -c "SELECT plans_written_back FROM mana_ai.tick_runs WHERE id = $first")" = 2 ] || fail "the first tick did not plan m-ok and m-ok-cron"
-echo "m-ok and m-ok-cron planned in that tick"
+# One batch (mana_ai.writeback_batch_size 32): the four rows of that tick
+# were committed by one transaction, which the refused write-backs of the
+# same batch did not undo.
+[ "$(q mana_sync -c "SELECT count(DISTINCT created_at) || '|' || count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner'")" = "1|4" ] \
+    || fail "the first tick's write-backs were not committed together: $(q mana_sync -c "SELECT string_agg(record_id || '@' || created_at, ', ') FROM sync_changes WHERE client_id = 'mana-ai-runner'")"
+echo "m-ok and m-ok-cron planned in that tick, in one batch with the failed iterations"
 
 # --- refused write-backs: tokens counted, backed off --------------------------
 tokens() { q mana_sync -c "SELECT coalesce(sum(tokens), 0) || '|' || count(*) FROM mana_ai.token_usage WHERE mission_id = '$1'"; }
