@@ -35,6 +35,8 @@ int			mana_ai_audit_retention = 90 * 24 * 60;
 int			mana_ai_tick_runs_retention = 14 * 24 * 60;
 int			mana_ai_mission_runs_retention = 14 * 24 * 60;
 int			mana_ai_late_row_window = 60;
+int			mana_ai_writeback_batch_size = 32;
+int			mana_ai_writeback_batch_time = 100;
 
 /*
  * Every planner call in flight may buffer a whole answer: the product of
@@ -274,6 +276,17 @@ mana_ai_define_gucs(void)
 							"Rounds of tool calls one mission's planner conversation may take (tools protocol).",
 							NULL, &mana_ai_planner_max_rounds, 5, 1, 20,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mana_ai.writeback_batch_size",
+							"Most missions the worker writes back in one transaction.",
+							"Each mission has its own subtransaction; past 64 in one transaction "
+							"other sessions' snapshots overflow the subtransaction cache and read pg_subtrans.",
+							&mana_ai_writeback_batch_size, 32, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.writeback_batch_time",
+							"Longest time the worker keeps one write-back transaction open.",
+							NULL, &mana_ai_writeback_batch_time, 100, 1, 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("mana_ai");
 }

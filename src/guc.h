@@ -26,6 +26,8 @@ extern int	mana_ai_max_attempts;
 extern char *mana_ai_timezone;
 extern int	mana_ai_audit_retention;	/* minutes */
 extern int	mana_ai_tick_runs_retention;	/* minutes */
+extern int	mana_ai_writeback_batch_size;	/* missions per write-back transaction */
+extern int	mana_ai_writeback_batch_time;	/* milliseconds */
 extern int	mana_ai_mission_runs_retention;	/* minutes */
 extern int	mana_ai_late_row_window;	/* seconds, read by refresh_horizon() */
 

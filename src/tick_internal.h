@@ -40,15 +40,38 @@ typedef struct Job
 								 * model), call->total_tokens (all rounds),
 								 * call->seconds (the conversation),
 								 * call->rounds */
+	bool		cadence_checked;	/* the cadence passed next_run_at (prepare) */
+	bool		cadence_invalid;	/* it did not: fail at once, clear nextRunAt */
+	bool		backoff_only;	/* last resort: save the backoff, write no row */
 	char	   *fail_phase;		/* set when the mission failed */
 	char	   *fail_name;
 	char	   *fail_message;
+
+	/*
+	 * How the write-back ended, set by tick_writeback.c and final when
+	 * tick_writeback_phase has settled the mission: "planned" (an
+	 * iteration with the plan), "failed" (a failed iteration), "retry" (a
+	 * backoff row), "stale" (the slot was no longer nextRunAt: nothing
+	 * written) or "error" (nothing could be saved but the tokens).
+	 */
+	const char *outcome;
 	/* for mana_ai.mission_runs (tick_mission_runs.c) */
 	const char *decision;		/* why not taken (skipped-*, backing-off); NULL: taken */
 	bool		written;		/* an iteration (plan or failed) was written */
 	bool		settled;		/* its write-back ran, committed or not */
 	char	   *settle_error;	/* the write-back's own error (rolled back) */
 } Job;
+
+/* The phases a tick times (its result's phaseMs). */
+typedef enum TickPhase
+{
+	TP_REFRESH,
+	TP_SELECT,
+	TP_PREPARE,
+	TP_LLM,
+	TP_WRITEBACK,
+	TP_COUNT
+} TickPhase;
 
 typedef struct Tick
 {
@@ -65,6 +88,11 @@ typedef struct Tick
 	List	   *errors;			/* char * */
 	List	   *jobs;			/* Job *: the missions taken */
 	List	   *considered;		/* Job *: every due mission, taken or not */
+	bool		batch_open;		/* a write-back batch is open (tick_xact.c) */
+	int			batch_missions; /* missions settled in it */
+	TimestampTz batch_started;
+	TimestampTz phase_mark;		/* when the phase being timed began */
+	double		phase_ms[TP_COUNT];
 } Tick;
 
 /* tick_xact.c: the tick lock and the transactions the phases run in */
@@ -74,6 +102,10 @@ extern void tick_unit_begin(Tick *t);
 extern void tick_unit_commit(Tick *t);
 extern bool tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job,
 							  char **error);
+extern bool tick_run_sub(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error);
+extern void tick_batch_open(Tick *t);
+extern void tick_batch_settled(Tick *t);
+extern void tick_batch_close(Tick *t);
 extern void tick_fail_worker_run(Tick *t) pg_attribute_noreturn();
 extern void tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
 					  int expected, const char *what);
@@ -83,13 +115,17 @@ extern void tick_runs_insert(Tick *t, const char *status);
 extern void tick_runs_finish(Tick *t, const char *status);
 extern void tick_runs_mark_failed(int64 run_id, const char *message);
 extern void tick_add_error(Tick *t, const char *fmt,...) pg_attribute_printf(2, 3);
+extern void tick_phase_done(Tick *t, TickPhase phase);
 extern Jsonb *tick_result(Tick *t);
 
 /* tick_mission_runs.c: the tick's rows in mana_ai.mission_runs */
 extern void tick_mission_runs_record(Tick *t, const char *tick_error);
 extern void tick_mission_runs_record_quietly(Tick *t, const char *tick_error);
+/* tick_run.c: parse one mission's answer and write it back, or its failure */
+extern void tick_settle_job(Tick *t, Job *job);
 
 /* tick_writeback.c: the iteration written back, or the failure backed off */
+extern void tick_writeback_phase(Tick *t);
 extern bool tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error);
 extern void tick_record_failure(Tick *t, Job *job);
 

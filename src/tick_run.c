@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "planner.h"
 #include "resolvers.h"
+#include "schedule.h"
 #include "snapshot.h"
 #include "spi_plans.h"
 #include "tick.h"
@@ -56,7 +57,6 @@ static void refresh_phase(Tick *t);
 static void select_phase(Tick *t);
 static void prepare_job(Tick *t, Job *job);
 static void llm_phase(Tick *t);
-static void settle_job(Tick *t, Job *job);
 static void new_uuid(char *out);
 static uint32 agent_key_hash(const void *key, Size keysize);
 static int	agent_key_match(const void *a, const void *b, Size keysize);
@@ -95,12 +95,12 @@ run_tick(TickMode mode, MemoryContext cxt)
 	Tick	   *t = palloc0(sizeof(Tick));
 	TimestampTz start = GetCurrentTimestamp();
 	Jsonb	   *result;
-	ListCell   *lc;
 
 	t->mode = mode;
 	t->protocol = mana_ai_planner_protocol;
 	t->cxt = cxt;
 	t->scanned_at = start;
+	t->phase_mark = start;
 
 	tick_unit_begin(t);
 	if (!tick_lock_try(mode))
@@ -123,22 +123,13 @@ run_tick(TickMode mode, MemoryContext cxt)
 	PG_TRY();
 	{
 		refresh_phase(t);
+		tick_phase_done(t, TP_REFRESH);
 		select_phase(t);
+		tick_phase_done(t, TP_PREPARE);
 		llm_phase(t);
-		foreach(lc, t->jobs)
-		{
-			Job		   *job = (Job *) lfirst(lc);
-			char	   *error = NULL;
-
-			CHECK_FOR_INTERRUPTS();
-			if (!tick_run_isolated(t, settle_job, job, &error))
-			{
-				tick_add_error(t, "mission %s: %s", job->mission_id, error);
-				mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
-			}
-			job->settled = true;	/* its mission_runs row */
-			job->settle_error = error;
-		}
+		tick_phase_done(t, TP_LLM);
+		tick_writeback_phase(t);
+		tick_phase_done(t, TP_WRITEBACK);
 		tick_unit_begin(t);
 		result = tick_result(t);
 		tick_runs_finish(t, "ok");
@@ -306,6 +297,7 @@ select_phase(Tick *t)
 	}
 	mana_ai_spi_finish();
 	tick_unit_commit(t);
+	tick_phase_done(t, TP_SELECT);
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: preparing prompts");
 	foreach(lc, t->jobs)
@@ -318,22 +310,32 @@ select_phase(Tick *t)
 		{
 			job->prepared = false;
 			job->fail_phase = "resolving-inputs";
-			job->fail_name = "InputError";
-			job->fail_message = error;
+			job->cadence_invalid = !job->cadence_checked;
+			job->fail_name = job->cadence_invalid ? "CadenceError" : "InputError";
+			job->fail_message = job->cadence_invalid ?
+				psprintf("invalid cadence: %s", error) : error;
 		}
 	}
 }
 
 /*
- * Grant, inputs, prompt for one mission (SPEC 4.5-4.7).  A grant that
- * does not unwrap is no error: it is counted and the mission runs
- * without its encrypted inputs.
+ * Cadence, grant, inputs, prompt for one mission (SPEC 4.5-4.7).  A
+ * cadence next_run_at refuses would fail only in the write-back, after
+ * the LLM call: it is tried first, and its error fails the mission at
+ * once (cadence_checked stays false).  A grant that does not unwrap is no
+ * error: it is counted and the mission runs without its encrypted inputs.
  */
 static void
 prepare_job(Tick *t, Job *job)
 {
 	List	   *inputs;
 	PlannerPrompt prompt;
+	Jsonb	   *cadence = jb_member_object(job->mission, "cadence");
+	bool		manual;
+
+	if (cadence != NULL)
+		(void) mana_ai_next_run_at(cadence, GetCurrentTimestamp(), &manual);
+	job->cadence_checked = true;
 
 	inputs = mana_ai_resolve_mission_inputs(job->user_id, job->mission_id, job->mission,
 											job->iteration_id, true);
@@ -437,9 +439,12 @@ job_plan(Tick *t, Job *job)
 	return NULL;
 }
 
-/* Parse and write back one mission, or count its failure (SPEC 4.7-4.10). */
-static void
-settle_job(Tick *t, Job *job)
+/*
+ * Parse and write back one mission, or count its failure (SPEC 4.7-4.10);
+ * tick_writeback_phase calls it in the mission's own subtransaction.
+ */
+void
+tick_settle_job(Tick *t, Job *job)
 {
 	Jsonb	   *plan = NULL;
 

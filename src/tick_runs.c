@@ -14,10 +14,14 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "instants.h"
 #include "jsonb_members.h"
@@ -116,7 +120,21 @@ tick_add_error(Tick *t, const char *fmt,...)
 	MemoryContextSwitchTo(old);
 }
 
-/* {scannedAt, dueMissionCount, plansProduced, plansWrittenBack, parseFailures, errors[]} */
+/* The phase that began at t->phase_mark ends now; the next one begins. */
+void
+tick_phase_done(Tick *t, TickPhase phase)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	t->phase_ms[phase] += (now - t->phase_mark) / 1000.0;
+	t->phase_mark = now;
+}
+
+/*
+ * {scannedAt, dueMissionCount, plansProduced, plansWrittenBack,
+ * parseFailures, failedIterations, tickRunId, phaseMs {refresh, select,
+ * prepare, llm, writeback}, errors[]}
+ */
 Jsonb *
 tick_result(Tick *t)
 {
@@ -131,6 +149,19 @@ tick_result(Tick *t)
 	jb_push_int_member(&state, "parseFailures", t->parse_failures);
 	jb_push_int_member(&state, "failedIterations", t->failed_iterations);
 	jb_push_int_member(&state, "tickRunId", t->run_id);
+	jb_push_text(&state, WJB_KEY, "phaseMs");
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < TP_COUNT; i++)
+	{
+		static const char *const names[TP_COUNT] = {"refresh", "select", "prepare", "llm", "writeback"};
+		JsonbValue	v;
+
+		v.type = jbvNumeric;
+		v.val.numeric = DatumGetNumeric(DirectFunctionCall1(float8_numeric,
+															Float8GetDatum(rint(t->phase_ms[i] * 10.0) / 10.0)));
+		jb_push_value_member(&state, names[i], &v);
+	}
+	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	jb_push_text(&state, WJB_KEY, "errors");
 	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	foreach(lc, t->errors)

@@ -2,13 +2,16 @@
  * tick_writeback.c: what a tick writes for one mission (SPEC 1.3, 1.4,
  * 4.8-4.10): the new iteration and the next slot, or the failure.
  *
- * Owns the sync_changes row that appends an iteration (as the owning
- * agent, under the user's scope), the slot check that makes a crash or a
- * second planner never yield two iterations for one slot, the token
- * usage, and the backoff in mana_ai.mission_attempts that ends in a
- * failed iteration after mana_ai.max_attempts.  Runs inside the mission's
- * own (sub)transaction.  Must never write a row for a slot that is no
- * longer the mission's nextRunAt, and never build SQL from data.
+ * Owns the write-back phase (each mission settled in its own
+ * subtransaction of a batch, every error of that step routed to the
+ * failure path, so tokens spent are always counted and a failing mission
+ * always backs off), the sync_changes row that appends an iteration (as
+ * the owning agent, under the user's scope), the slot check that makes a
+ * crash or a second planner never yield two iterations for one slot, the
+ * token usage, and the backoff in mana_ai.mission_attempts that ends in a
+ * failed iteration after mana_ai.max_attempts.  Must never write a row
+ * for a slot that is no longer the mission's nextRunAt, and never build
+ * SQL from data.
  */
 #include "postgres.h"
 
@@ -16,6 +19,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -57,26 +61,6 @@ static const char *tokens_sql =
 	" VALUES ($1, $2, $3, $4)";
 
 /*
- * The tokens of every round of the mission's conversation count against
- * its agent's 24 h budget, whether a plan came of them or not.  Runs in
- * the caller's SPI connection.
- */
-static void
-record_tokens(Job *job)
-{
-	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
-	Datum		values[4];
-
-	if (!job->prepared || job->call->total_tokens <= 0)
-		return;
-	values[0] = CStringGetTextDatum(job->user_id);
-	values[1] = CStringGetTextDatum(job->agent_id);
-	values[2] = CStringGetTextDatum(job->mission_id);
-	values[3] = Int64GetDatum(job->call->total_tokens);
-	mana_ai_run_kept(tokens_sql, 4, types, 0, values, NULL, SPI_OK_INSERT);
-}
-
-/*
  * Append the iteration and the next slot to the mission as the owning
  * agent.  The record is replayed fresh under the user's scope, so nothing
  * the user wrote since the refresh is lost; if its nextRunAt is no longer
@@ -103,10 +87,12 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	if (fresh == NULL || fresh_slot == NULL || strcmp(fresh_slot, job->slot) != 0)
 	{
 		mana_ai_leave_user_scope(scope);
+		job->outcome = "stale";
 		return false;
 	}
+	/* An invalid cadence has no next slot: nextRunAt is cleared. */
 	cadence = jb_member_object(fresh, "cadence");
-	if (cadence != NULL)
+	if (cadence != NULL && !job->cadence_invalid)
 		next = mana_ai_next_run_at(cadence, now, &next_null);
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -131,17 +117,45 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	mana_ai_spi_connect();
 	mana_ai_run_kept(write_sql, 12, types, 0, values, nulls, SPI_OK_INSERT);
 
-	/* The slot is settled: forget its failures; count the tokens spent. */
+	/* The slot is settled: forget its failures. */
 	mana_ai_run_kept(settled_sql, 2, types, 0, values, NULL, SPI_OK_DELETE);
-	record_tokens(job);
 	mana_ai_spi_finish();
 	mana_ai_leave_user_scope(scope);
 	MemoryContextSwitchTo(t->cxt);
 	job->written = true;
+	job->outcome = error ? "failed" : "planned";
 	return true;
 }
 
-/* The backoff row, or the failed iteration once the attempts are used up. */
+/*
+ * The tokens of every round of the mission's conversation count against
+ * its agent's 24 h budget, whether a plan came of them or not.  Each step
+ * of settle_mission counts them in its own subtransaction, so exactly the
+ * step that commits has counted them once.
+ */
+static void
+count_tokens(Tick *t, Job *job)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[4];
+
+	if (!job->prepared || job->call->total_tokens <= 0)
+		return;
+	values[0] = CStringGetTextDatum(job->user_id);
+	values[1] = CStringGetTextDatum(job->agent_id);
+	values[2] = CStringGetTextDatum(job->mission_id);
+	values[3] = Int64GetDatum(job->call->total_tokens);
+	mana_ai_spi_connect();
+	mana_ai_run_kept(tokens_sql, 4, types, 0, values, NULL, SPI_OK_INSERT);
+	mana_ai_spi_finish();
+	MemoryContextSwitchTo(t->cxt);
+}
+
+/*
+ * The backoff row, or the failed iteration once the attempts are used up
+ * (at once for an invalid cadence: no retry can help it; never when only
+ * the backoff can still be saved).
+ */
 static void
 save_failure(Tick *t, Job *job)
 {
@@ -150,7 +164,7 @@ save_failure(Tick *t, Job *job)
 	Datum		values[6];
 	double		backoff = Min(3600.0, mana_ai_tick_interval * pow(2.0, attempts - 1));
 
-	if (attempts >= mana_ai_max_attempts)
+	if ((attempts >= mana_ai_max_attempts || job->cadence_invalid) && !job->backoff_only)
 	{
 		JsonbParseState *state = NULL;
 
@@ -178,9 +192,7 @@ save_failure(Tick *t, Job *job)
 			  "       next_attempt_at = EXCLUDED.next_attempt_at,"
 			  "       last_error = EXCLUDED.last_error, updated_at = now()",
 			  6, types, values, SPI_OK_INSERT, "record the failed attempt");
-	mana_ai_spi_connect();
-	record_tokens(job);
-	mana_ai_spi_finish();
+	job->outcome = "retry";
 }
 
 /*
@@ -196,4 +208,90 @@ tick_record_failure(Tick *t, Job *job)
 	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
 	tick_add_error(t, "mission %s: %s: %s", job->mission_id, job->fail_phase,
 				   job->fail_message ? job->fail_message : "failed");
+}
+
+/* ------------------------------------------------------------ the phase */
+
+/* The steps of settling one mission; each counts the tokens first. */
+static void
+settle_step(Tick *t, Job *job)
+{
+	count_tokens(t, job);
+	tick_settle_job(t, job);
+}
+
+static void
+failure_step(Tick *t, Job *job)
+{
+	count_tokens(t, job);
+	tick_record_failure(t, job);
+}
+
+/*
+ * Settle one mission.  If the write-back raises (a trigger, a constraint,
+ * a cadence that changed since the prepare), its step is undone and the
+ * mission takes the failure path instead (phase finalizing): a backoff
+ * row, or the failed iteration after mana_ai.max_attempts; if that raises
+ * too, the backoff alone; if even that cannot be saved, the tokens alone.
+ * So the tokens spent are always counted and the LLM is never called on
+ * every tick for a mission whose write-back keeps failing.
+ */
+static void
+settle_mission(Tick *t, Job *job)
+{
+	char	   *error = NULL;
+	char	   *why;
+
+	job->outcome = NULL;
+	job->settled = true;		/* its mission_runs row says how */
+	if (tick_run_sub(t, settle_step, job, &error))
+		return;
+	job->written = false;		/* whatever the step wrote was undone */
+	if (job->fail_phase == NULL)
+	{
+		/* The plan's write-back failed: record that as the failure. */
+		job->fail_phase = "finalizing";
+		job->fail_name = "WriteBackError";
+		job->fail_message = error;
+		job->outcome = NULL;
+		if (tick_run_sub(t, failure_step, job, &error))
+			return;
+	}
+	/* Recording the failure failed: the backoff, with no row written. */
+	job->backoff_only = true;
+	job->outcome = NULL;
+	if (tick_run_sub(t, failure_step, job, &error))
+		return;
+	why = error;
+	job->outcome = "error";
+	job->written = false;
+	if (!tick_run_sub(t, count_tokens, job, &error))
+		why = psprintf("%s; its tokens were not counted: %s", why, error);
+	job->settle_error = why;
+	tick_add_error(t, "mission %s: %s", job->mission_id, why);
+	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
+}
+
+/*
+ * Write back every mission taken in this tick, in batches (tick_xact.c):
+ * each mission in its own subtransaction, a batch's missions committed
+ * together.  A crash before a batch commits loses the whole batch, whose
+ * slots are then still due and are planned again; a committed batch has
+ * moved every slot it wrote on, so no slot is ever written twice.
+ * job->outcome is final when settle_mission returns: the one place each
+ * mission's outcome is known.
+ */
+void
+tick_writeback_phase(Tick *t)
+{
+	ListCell   *lc;
+
+	foreach(lc, t->jobs)
+	{
+		CHECK_FOR_INTERRUPTS();
+		tick_batch_open(t);
+		settle_mission(t, (Job *) lfirst(lc));
+		tick_batch_settled(t);
+	}
+	tick_batch_close(t);
 }

@@ -1,14 +1,19 @@
 /*
  * tick_xact.c: the transactions a tick runs in, and its lock.
  *
- * In the worker every phase is its own short transaction (tick_unit_*)
- * and each mission's work its own transaction (tick_run_isolated); from
- * SQL everything stays in the caller's transaction and each mission gets
- * a subtransaction.  Owns the tick lock (an advisory lock per database:
- * session-level in the worker, transaction-level from SQL) and what the
- * worker does when an error ends its tick.  Must never leave a
- * transaction open when it returns in the worker, and never swallow a
- * query cancel: that is not a mission's failure.
+ * In the worker every phase is its own short transaction (tick_unit_*),
+ * each mission's prepare its own transaction (tick_run_isolated), and the
+ * write-backs are batched: one transaction holds the write-backs of up to
+ * mana_ai.writeback_batch_size missions (or what fits in
+ * mana_ai.writeback_batch_time), each in its own subtransaction
+ * (tick_run_sub), so one WAL flush serves the batch and one mission's
+ * failure still undoes only its own work.  From SQL everything stays in
+ * the caller's transaction and each mission gets a subtransaction.  Owns
+ * the tick lock (an advisory lock per database: session-level in the
+ * worker, transaction-level from SQL) and what the worker does when an
+ * error ends its tick.  Must never leave a transaction open when it
+ * returns in the worker, and never swallow a query cancel: that is not a
+ * mission's failure.
  */
 #include "postgres.h"
 
@@ -17,7 +22,9 @@
 #include "storage/lock.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
+#include "guc.h"
 #include "spi_plans.h"
 #include "tick_internal.h"
 
@@ -138,16 +145,16 @@ tick_unit_commit(Tick *t)
 
 /*
  * Run fn for one mission so that its failure undoes only its own work:
- * its own transaction in the worker, a subtransaction from SQL.  A query
- * cancel is not a mission failure: it goes on up.
+ * in a transaction of its own (top) or a subtransaction of the one open.
+ * A query cancel is not a mission failure: it goes on up.
  */
-bool
-tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
+static bool
+run_guarded(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error, bool top)
 {
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
 
-	if (t->mode == TICK_WORKER)
+	if (top)
 		worker_xact_begin();
 	else
 		BeginInternalSubTransaction(NULL);
@@ -156,7 +163,7 @@ tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
 	PG_TRY();
 	{
 		fn(t, job);
-		if (t->mode == TICK_WORKER)
+		if (top)
 			worker_xact_commit();
 		else
 		{
@@ -173,7 +180,7 @@ tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			PG_RE_THROW();
 		FlushErrorState();
-		if (t->mode == TICK_WORKER)
+		if (top)
 			AbortCurrentTransaction();
 		else
 		{
@@ -187,6 +194,72 @@ tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
 	PG_END_TRY();
 	MemoryContextSwitchTo(t->cxt);
 	return ok;
+}
+
+/* A mission's own transaction in the worker, a subtransaction from SQL. */
+bool
+tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
+{
+	return run_guarded(t, fn, job, error, t->mode == TICK_WORKER);
+}
+
+/* A subtransaction of the open batch (or of the caller's transaction). */
+bool
+tick_run_sub(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
+{
+	return run_guarded(t, fn, job, error, false);
+}
+
+/*
+ * Open a write-back batch unless one is open.  In the worker it is a
+ * transaction with every constraint immediate, so a deferred check fails
+ * inside the one mission's subtransaction, never at the batch's commit
+ * (which would undo every mission of the batch).  From SQL it is the
+ * caller's transaction.
+ */
+void
+tick_batch_open(Tick *t)
+{
+	if (t->batch_open)
+		return;
+	tick_unit_begin(t);
+	if (t->mode == TICK_WORKER)
+	{
+		mana_ai_spi_connect();
+		if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "mana_ai: could not make the batch's constraints immediate");
+		mana_ai_spi_finish();
+		MemoryContextSwitchTo(t->cxt);
+	}
+	t->batch_open = true;
+	t->batch_missions = 0;
+	t->batch_started = GetCurrentTimestamp();
+}
+
+/*
+ * One more mission is settled in the open batch: commit the batch when it
+ * holds mana_ai.writeback_batch_size missions or has been open for
+ * mana_ai.writeback_batch_time, so its locks and its snapshot are never
+ * held long.
+ */
+void
+tick_batch_settled(Tick *t)
+{
+	t->batch_missions++;
+	if (t->batch_missions >= mana_ai_writeback_batch_size ||
+		TimestampDifferenceExceeds(t->batch_started, GetCurrentTimestamp(),
+								   mana_ai_writeback_batch_time))
+		tick_batch_close(t);
+}
+
+/* Commit the open batch, if any: every write-back in it lands at once. */
+void
+tick_batch_close(Tick *t)
+{
+	if (!t->batch_open)
+		return;
+	t->batch_open = false;
+	tick_unit_commit(t);
 }
 
 /*

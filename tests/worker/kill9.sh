@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.role=mana_runner
+# cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.role=mana_runner -o mana_ai.writeback_batch_size=4
 # kill -9 of the tick worker, over and over (SPEC 4 "a crash at any point",
 # SPEC 9a "unfinished tick runs are marked failed on start").
 #
@@ -8,7 +8,10 @@
 #  - KILLS_WRITE times in the write-back phase (mock ok: killed as soon as
 #    the first plan of a tick is committed, so the rest of that tick's
 #    missions are not), the planned missions made due again with a new
-#    slot each time.
+#    slot each time.  Write-backs commit in batches of
+#    mana_ai.writeback_batch_size, 4 here so that a tick of 24 missions
+#    has six batches and a kill lands between them: the committed batches
+#    stay, the one in flight is lost whole and planned again.
 # A backend killed by SIGKILL makes the postmaster restart the whole
 # cluster (every session ends, shared memory is re-initialised), so every
 # wait here tolerates failed connections and has a deadline.
