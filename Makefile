@@ -50,6 +50,11 @@ include $(PGXS)
 # No LLVM bitcode: nothing here benefits from JIT inlining.
 override with_llvm = no
 
+# PGXS tracks no header dependencies unless the server was configured
+# with --enable-depend: rebuild every object when any header changes, so
+# a changed struct never meets a stale object (it crashed a worker once).
+$(OBJS): $(wildcard src/*.h src/core/*.h)
+
 $(MANA_INSTALL_SQL): $(INSTALL_PARTS) mana_ai.control
 	{ printf '%s\n' '-- generated from sql/install/*.sql by make; do not edit' \
 	    '\echo Use "CREATE EXTENSION mana_ai" to load this file. \quit'; \
