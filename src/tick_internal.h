@@ -59,6 +59,7 @@ typedef struct Job
 	const char *decision;		/* why not taken (skipped-*, backing-off); NULL: taken */
 	bool		written;		/* an iteration (plan or failed) was written */
 	bool		settled;		/* its write-back ran, committed or not */
+	bool		committed;		/* the batch holding its write-back committed */
 	char	   *settle_error;	/* the write-back's own error (rolled back) */
 } Job;
 
@@ -89,6 +90,7 @@ typedef struct Tick
 	List	   *jobs;			/* Job *: the missions taken */
 	List	   *considered;		/* Job *: every due mission, taken or not */
 	bool		batch_open;		/* a write-back batch is open (tick_xact.c) */
+	List	   *batch_jobs;		/* Job *: settled in the open batch */
 	int			batch_missions; /* missions settled in it */
 	TimestampTz batch_started;
 	TimestampTz phase_mark;		/* when the phase being timed began */
@@ -104,7 +106,7 @@ extern bool tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job,
 							  char **error);
 extern bool tick_run_sub(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error);
 extern void tick_batch_open(Tick *t);
-extern void tick_batch_settled(Tick *t);
+extern void tick_batch_settled(Tick *t, Job *job);
 extern void tick_batch_close(Tick *t);
 extern void tick_fail_worker_run(Tick *t) pg_attribute_noreturn();
 extern void tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
@@ -123,6 +125,10 @@ extern void tick_mission_runs_record(Tick *t, const char *tick_error);
 extern void tick_mission_runs_record_quietly(Tick *t, const char *tick_error);
 /* tick_run.c: parse one mission's answer and write it back, or its failure */
 extern void tick_settle_job(Tick *t, Job *job);
+
+/* tick_writeback.c: a mission's tokens against its agent's budget */
+extern void tick_count_tokens(Tick *t, Job *job);
+extern void tick_count_uncommitted_tokens(Tick *t);
 
 /* tick_writeback.c: the iteration written back, or the failure backed off */
 extern void tick_writeback_phase(Tick *t);

@@ -164,9 +164,10 @@ tick_mission_runs_record(Tick *t, const char *tick_error)
 }
 
 /*
- * The same after an error ended the worker's tick, inside the
- * transaction that marks the run failed: in a subtransaction, so a
- * failure here (a WARNING) never costs that mark.
+ * The same in a subtransaction, so a failure here (a WARNING) never costs
+ * the run's own record: the tick's closing transaction (or, after an
+ * error ended the worker's tick, the one that marks the run failed), and
+ * from SQL the caller's transaction with every write-back in it.
  */
 void
 tick_mission_runs_record_quietly(Tick *t, const char *tick_error)
@@ -189,7 +190,7 @@ tick_mission_runs_record_quietly(Tick *t, const char *tick_error)
 		RollbackAndReleaseCurrentSubTransaction();
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
-				 errmsg("mana_ai: could not record the failed tick's mission runs: %s",
+				 errmsg("mana_ai: could not record the tick's mission runs: %s",
 						edata->message)));
 		FreeErrorData(edata);
 	}

@@ -52,11 +52,20 @@ typedef struct AgentSlots
 	int			running;
 } AgentSlots;
 
+/* The token budget left to an agent's missions in this tick, same key. */
+typedef struct AgentPool
+{
+	char	   *key;
+	int64		tokens_left;
+} AgentPool;
+
 static Jsonb *run_tick(TickMode mode, MemoryContext cxt);
 static void refresh_phase(Tick *t);
 static void select_phase(Tick *t);
 static void prepare_job(Tick *t, Job *job);
 static void llm_phase(Tick *t);
+static HTAB *agent_table(Tick *t, const char *name, Size entrysize);
+static char *agent_key(const char *user_id, const char *agent_id);
 static void new_uuid(char *out);
 static uint32 agent_key_hash(const void *key, Size keysize);
 static int	agent_key_match(const void *a, const void *b, Size keysize);
@@ -176,7 +185,6 @@ static void
 select_phase(Tick *t)
 {
 	HTAB	   *taken;
-	HASHCTL		ctl;
 	uint64		n;
 	ListCell   *lc;
 
@@ -194,18 +202,13 @@ select_phase(Tick *t)
 					"  LEFT JOIN mana_ai.agents a ON a.user_id = m.user_id AND a.agent_id = m.agent_id"
 					"  LEFT JOIN mana_ai.mission_attempts t ON t.user_id = m.user_id"
 					"        AND t.mission_id = m.mission_id AND t.slot = m.record ->> 'nextRunAt'"
+					/* no user scope can be '': such a record cannot be written back */
+					" WHERE m.user_id <> ''"
 					" ORDER BY m.next_run_at, m.user_id, m.mission_id",
 					false, 0) != SPI_OK_SELECT)	/* not read-only: see the refresh */
 		elog(ERROR, "mana_ai: could not list the due missions");
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = sizeof(AgentSlots);
-	ctl.hash = agent_key_hash;
-	ctl.match = agent_key_match;
-	ctl.hcxt = t->cxt;
-	taken = hash_create("mana_ai agent concurrency", 64, &ctl,
-						HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	taken = agent_table(t, "mana_ai agent concurrency", sizeof(AgentSlots));
 
 	n = SPI_processed;
 	t->due = (int) n;
@@ -245,7 +248,7 @@ select_phase(Tick *t)
 			bool		no_budget;
 			int64		budget = DatumGetInt64(SPI_getbinval(tup, desc, 12, &no_budget));
 			int64		used = DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
-			char	   *key = psprintf("%zu:%s%s", strlen(job->user_id), job->user_id, agent_id);
+			char	   *key = agent_key(job->user_id, agent_id);
 			bool		found;
 			int		   *count;
 
@@ -358,29 +361,23 @@ prepare_job(Tick *t, Job *job)
 static void
 share_token_budgets(Tick *t)
 {
-	HASHCTL		ctl;
-	HTAB	   *pools;
+	HTAB	   *pools = agent_table(t, "mana_ai token pools", sizeof(AgentPool));
 	ListCell   *lc;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = NAMEDATALEN * 4;
-	ctl.entrysize = ctl.keysize + sizeof(int64);
-	ctl.hcxt = t->cxt;
-	pools = hash_create("mana_ai token pools", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	foreach(lc, t->jobs)
 	{
 		Job		   *job = (Job *) lfirst(lc);
-		char		key[NAMEDATALEN * 4];
+		char	   *key;
 		bool		found;
-		int64	   *pool;
+		AgentPool  *pool;
 
 		if (!job->prepared || job->token_budget < 0)
 			continue;
-		snprintf(key, sizeof(key), "%s\x1f%s", job->user_id, job->agent_id);
-		pool = (int64 *) ((char *) hash_search(pools, key, HASH_ENTER, &found) + ctl.keysize);
+		key = agent_key(job->user_id, job->agent_id);
+		pool = (AgentPool *) hash_search(pools, &key, HASH_ENTER, &found);
 		if (!found)
-			*pool = job->token_budget;
-		job->call->token_budget = pool;
+			pool->tokens_left = job->token_budget;
+		job->call->token_budget = &pool->tokens_left;
 	}
 }
 
@@ -489,6 +486,28 @@ static int
 agent_key_match(const void *a, const void *b, Size keysize)
 {
 	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* A table keyed by agent_key(), in the tick's memory. */
+static HTAB *
+agent_table(Tick *t, const char *name, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = entrysize;
+	ctl.hash = agent_key_hash;
+	ctl.match = agent_key_match;
+	ctl.hcxt = t->cxt;
+	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* "<length of user_id>:<user_id><agent_id>": no id can run into the other. */
+static char *
+agent_key(const char *user_id, const char *agent_id)
+{
+	return psprintf("%zu:%s%s", strlen(user_id), user_id, agent_id);
 }
 
 static void

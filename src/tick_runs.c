@@ -71,7 +71,7 @@ tick_runs_finish(Tick *t, const char *status)
 			  " WHERE id = $1",
 			  7, types, values, SPI_OK_UPDATE, "close the tick run");
 	/* And what it decided for each mission, in the same transaction. */
-	tick_mission_runs_record(t, NULL);
+	tick_mission_runs_record_quietly(t, NULL);
 }
 
 /* Close a run still "running" as failed with message (inside a transaction). */

@@ -133,8 +133,8 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
  * of settle_mission counts them in its own subtransaction, so exactly the
  * step that commits has counted them once.
  */
-static void
-count_tokens(Tick *t, Job *job)
+void
+tick_count_tokens(Tick *t, Job *job)
 {
 	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
 	Datum		values[4];
@@ -216,14 +216,14 @@ tick_record_failure(Tick *t, Job *job)
 static void
 settle_step(Tick *t, Job *job)
 {
-	count_tokens(t, job);
+	tick_count_tokens(t, job);
 	tick_settle_job(t, job);
 }
 
 static void
 failure_step(Tick *t, Job *job)
 {
-	count_tokens(t, job);
+	tick_count_tokens(t, job);
 	tick_record_failure(t, job);
 }
 
@@ -265,7 +265,7 @@ settle_mission(Tick *t, Job *job)
 	why = error;
 	job->outcome = "error";
 	job->written = false;
-	if (!tick_run_sub(t, count_tokens, job, &error))
+	if (!tick_run_sub(t, tick_count_tokens, job, &error))
 		why = psprintf("%s; its tokens were not counted: %s", why, error);
 	job->settle_error = why;
 	tick_add_error(t, "mission %s: %s", job->mission_id, why);
@@ -291,7 +291,37 @@ tick_writeback_phase(Tick *t)
 		CHECK_FOR_INTERRUPTS();
 		tick_batch_open(t);
 		settle_mission(t, (Job *) lfirst(lc));
-		tick_batch_settled(t);
+		tick_batch_settled(t, (Job *) lfirst(lc));
 	}
 	tick_batch_close(t);
+}
+
+/*
+ * An error ended the worker's tick and undid the open batch, if any: its
+ * missions' write-backs, backoffs and token rows are gone, and the
+ * missions it never reached wrote nothing.  Their slots are still due and
+ * will be planned again, so the iterations are not lost; but the tokens
+ * their LLM calls spent must still count, here in the transaction that
+ * marks the run failed, and their mission_runs rows must not claim a
+ * write that was undone.
+ */
+void
+tick_count_uncommitted_tokens(Tick *t)
+{
+	ListCell   *lc;
+
+	foreach(lc, t->jobs)
+	{
+		Job		   *job = (Job *) lfirst(lc);
+		char	   *error = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		if (job->committed)
+			continue;
+		job->settled = false;
+		job->written = false;
+		if (job->prepared && !tick_run_sub(t, tick_count_tokens, job, &error))
+			elog(WARNING, "mana_ai: could not count the tokens of mission %s: %s",
+				 job->mission_id, error);
+	}
 }

@@ -107,11 +107,13 @@ tick_fail_worker_run(Tick *t)
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
 	LockReleaseSession(USER_LOCKMETHOD);
+	t->batch_open = false;		/* the open batch, if any, was just undone */
 
 	PG_TRY();
 	{
 		worker_xact_begin();
 		tick_runs_mark_failed(t->run_id, edata->message ? edata->message : "error");
+		tick_count_uncommitted_tokens(t);
 		tick_mission_runs_record_quietly(t, edata->message);
 		worker_xact_commit();
 	}
@@ -157,7 +159,16 @@ run_guarded(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error, bool to
 	if (top)
 		worker_xact_begin();
 	else
+	{
 		BeginInternalSubTransaction(NULL);
+		/*
+		 * A snapshot of its own: in a write-back batch the transaction's
+		 * snapshot is as old as the batch, and the mission's replay (a
+		 * read-only query) must see what the user committed since, or the
+		 * write-back could win the LWW merge over a newer reschedule.
+		 */
+		PushActiveSnapshot(GetTransactionSnapshot());
+	}
 	MemoryContextSwitchTo(t->cxt);
 
 	PG_TRY();
@@ -167,6 +178,7 @@ run_guarded(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error, bool to
 			worker_xact_commit();
 		else
 		{
+			PopActiveSnapshot();
 			ReleaseCurrentSubTransaction();
 			CurrentResourceOwner = owner;
 		}
@@ -243,8 +255,9 @@ tick_batch_open(Tick *t)
  * held long.
  */
 void
-tick_batch_settled(Tick *t)
+tick_batch_settled(Tick *t, Job *job)
 {
+	t->batch_jobs = lappend(t->batch_jobs, job);
 	t->batch_missions++;
 	if (t->batch_missions >= mana_ai_writeback_batch_size ||
 		TimestampDifferenceExceeds(t->batch_started, GetCurrentTimestamp(),
@@ -256,10 +269,16 @@ tick_batch_settled(Tick *t)
 void
 tick_batch_close(Tick *t)
 {
+	ListCell   *lc;
+
 	if (!t->batch_open)
 		return;
 	t->batch_open = false;
 	tick_unit_commit(t);
+	foreach(lc, t->batch_jobs)
+		((Job *) lfirst(lc))->committed = true;
+	list_free(t->batch_jobs);
+	t->batch_jobs = NIL;
 }
 
 /*

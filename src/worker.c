@@ -33,6 +33,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -398,6 +399,13 @@ worker_cycle(MemoryContext tick_context, WorkerState *state)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
+		/*
+		 * The tick lock is the only session-level advisory lock the worker
+		 * takes; an error before the tick's own cleanup could run (say its
+		 * run row could not be inserted) must not leave it held, or every
+		 * SQL tick would be skipped as an overlap from then on.
+		 */
+		LockReleaseSession(USER_LOCKMETHOD);
 		MemoryContextReset(tick_context);
 		if (strcmp(state->last_error, edata->message) != 0)
 		{

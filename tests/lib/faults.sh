@@ -21,6 +21,24 @@ for r in json.load(sys.stdin):
         print("%.6f %s" % (r["at"], r["status"]))' "$1"
 }
 
+# mock_conversations MARKER: how many planner conversations the mock
+# started for the missions whose user message holds MARKER (a request with
+# no assistant message yet is a conversation's first round), whatever the
+# protocol: the tools protocol sends a round per tool call, json one.
+mock_conversations() {
+    mock_get /__requests | python3 -c '
+import json, sys
+marker, n = sys.argv[1], 0
+for r in json.load(sys.stdin):
+    body = r.get("body")
+    msgs = body.get("messages", []) if isinstance(body, dict) else []
+    user = "".join(m.get("content", "") for m in msgs if isinstance(m, dict) and m.get("role") == "user")
+    first = not any(isinstance(m, dict) and m.get("role") == "assistant" for m in msgs)
+    if r.get("path") == "/v1/chat/completions" and marker in user and first:
+        n += 1
+print(n)' "$1"
+}
+
 # use_llm_key: a fresh bearer key in a 0600 file owned by the server's
 # user, configured as mana_ai.llm_key_file; sets LLM_KEY.
 use_llm_key() {

@@ -64,7 +64,7 @@ SELECT 'ai', 'aiMissions', m.id, m.usr, 'insert',
 SQL
 
 runner() { q mana_sync -c "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = '$1'"; }
-calls() { mock_calls "[bc:$1]" | grep -c . || true; }
+calls() { mock_conversations "[bc:$1]"; }   # planner calls, in either protocol
 poll_until 30 mana_sync "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner'" 4 \
     || fail "expected 4 write-backs (2 failed iterations, 2 plans), got $(q mana_sync -c "SELECT string_agg(record_id, ',') FROM sync_changes WHERE client_id = 'mana-ai-runner'")"
 first=$(q mana_sync -c "SELECT min(id) FROM mana_ai.tick_runs WHERE due_missions = 6")
@@ -123,7 +123,9 @@ n=$(calls wblegacy)
 ticks=$(q mana_sync -c "SELECT count(*) FROM mana_ai.tick_runs WHERE id >= $first AND source = 'worker' AND status = 'ok'")
 [ "$n" -ge 3 ] || fail "m-wb-legacy: only $n LLM calls; the backoff should have allowed 3 or more"
 [ "$n" -le $((ticks / 2)) ] || fail "m-wb-legacy: $n LLM calls in $ticks ticks: it is re-planned instead of backing off"
-[ "$(tokens m-wb-legacy)" = "$((42 * n))|$n" ] || fail "m-wb-legacy tokens: $(tokens m-wb-legacy), wanted $((42 * n))|$n (one row per call)"
+# the mock reports 42 tokens per request; a call is one round (json) or more (tools)
+requests=$(mock_calls '[bc:wblegacy]' | grep -c . || true)
+[ "$(tokens m-wb-legacy)" = "$((42 * requests))|$n" ] || fail "m-wb-legacy tokens: $(tokens m-wb-legacy), wanted $((42 * requests))|$n (every round counted, one row per call)"
 [ "$(q mana_sync -c "SELECT count(*) FROM public.attempt_log WHERE mission_id = 'm-wb-legacy'")" = "$n" ] \
     || fail "m-wb-legacy: $n calls but $(q mana_sync -c "SELECT count(*) FROM public.attempt_log WHERE mission_id = 'm-wb-legacy'") attempts saved"
 [ "$(q mana_sync -c "SELECT string_agg(attempts::text, ',' ORDER BY logged_at) FROM public.attempt_log WHERE mission_id = 'm-wb-legacy'")" = "$(seq -s, 1 "$n")" ] \
