@@ -78,8 +78,11 @@ poll_until 30 mana_sync "$written" 3 \
     || fail "the missions were planned in more than one tick"
 
 # --- what the mock received -------------------------------------------------
-curl -s --max-time 5 "$MOCK_URL/__requests" > "$tmp/requests.json"
-[ "$(jq length "$tmp/requests.json")" = 3 ] || fail "expected 3 LLM calls, got $(jq length "$tmp/requests.json")"
+# Each conversation's first round carries the prompt (the tools protocol
+# sends more rounds after it, with the same prompt and the tool replies).
+curl -s --max-time 5 "$MOCK_URL/__requests" \
+    | jq '[.[] | select((.body.messages | map(.role) | index("assistant")) == null)]' > "$tmp/requests.json"
+[ "$(jq length "$tmp/requests.json")" = 3 ] || fail "expected 3 LLM conversations, got $(jq length "$tmp/requests.json")"
 body() { jq -r --arg o "$1" '.[] | select(.body.messages[1].content | contains($o)) | .body.messages[] | "== " + .role + "\n" + .content' "$tmp/requests.json"; }
 body "Ziel mit Grant" > "$tmp/grant.txt"
 body "Ziel ohne Grant" > "$tmp/nogrant.txt"
