@@ -177,8 +177,8 @@ for n in 0 1; do
 done
 sleep 2   # a few more ticks: nothing planned again
 for n in 0 1; do eq "$(sq $n "$once")" 0 "p$n: a mission planned again"; done
-eq "$(mock_get /__stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')" "$total" \
-    "LLM requests for $total missions"
+# planner conversations (first rounds): the tools protocol sends more rounds per mission
+eq "$(mock_conversations '')" "$total" "LLM conversations for $total missions"
 
 # ---- the proxy agrees with the shards
 eq "$(pq "SELECT string_agg(shard || ':' || up || ':' || (worker_pid IS NOT NULL), ',' ORDER BY shard) FROM mana_ai_proxy.status")" \
@@ -295,7 +295,7 @@ eq "$(sq 1 "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner'
     "the mover's write-backs on p1 (2 copied from round 1, $slow, and the new one)"
 eq "$(sq 1 "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND user_id = '$mover' GROUP BY record_id ORDER BY 1 DESC LIMIT 1")" 1 \
     "a mission of the mover planned twice"
-eq "$(mock_calls "Ziel langsam" | wc -l)" 1 "LLM calls for $slow across the move"
+eq "$(mock_conversations "Ziel langsam")" 1 "LLM conversations for $slow across the move"
 eq "$(pq "SELECT iteration_count FROM mana_ai_proxy.mission('$mover', '$slow')")" 1 "proxy routes the mover to p1"
 eq "$(pq "SELECT count(*) FROM mana_ai_proxy.mission_runs('$mover', 'm-$mover-1') WHERE iteration_id = 'before-the-move'")" 1 \
     "the mover's run history came along"
@@ -340,7 +340,6 @@ until_shard 1 30 "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-r
 wait_ticks 2 0; wait_ticks 2 1
 for n in 0 1; do eq "$(sq $n "$once")" 0 "p$n at the end: missions not planned exactly once"; done
 eq "$(( $(sq 0 "$written") + $(sq 1 "$written") ))" "$((total + 4))" "write-backs in all"
-eq "$(mock_get /__stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')" "$((total + 4))" \
-    "LLM requests in all"
+eq "$(mock_conversations '')" "$((total + 4))" "LLM conversations in all"
 eq "$(pq "SELECT value FROM mana_ai_proxy.metrics WHERE name = 'mana_ai_proxy_shards_up'")" 2 "shards up at the end"
 echo "sharded ok"
