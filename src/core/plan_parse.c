@@ -10,6 +10,7 @@
  * jsonb.  Must never include a PostgreSQL header or trust a length.
  */
 #include "plan_parse.h"
+#include "json_strict.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -26,8 +27,6 @@ static int	extract_json_text(const char *s, size_t len,
 							  const char **start, size_t *blen);
 static json_object *tokenize(const char *text, size_t len,
 							 PlanParseResult *out);
-static const char *unrepresentable(json_object *obj, int depth);
-static bool is_blank(const char *s);
 static const PlanTool *find_tool(const PlanTool *tools, size_t n,
 								 const char *name);
 static json_object *validate_step(json_object *step, int i,
@@ -167,65 +166,6 @@ tokenize(const char *text, size_t len, PlanParseResult *out)
 	return NULL;
 }
 
-/*
- * A value jsonb cannot hold as json-c holds it: a string with \u0000, a
- * non-finite number (json-c lets NaN through and keeps 1e400 as inf), or
- * an integer json-c saturated instead of refusing.  The reason code, or
- * NULL when the whole tree converts faithfully.
- */
-static const char *
-unrepresentable(json_object *obj, int depth)
-{
-	const char *code = NULL;
-
-	if (depth > PLAN_PARSE_MAX_DEPTH)
-		return "nesting-too-deep";
-	switch (json_object_get_type(obj))
-	{
-		case json_type_string:
-			if (strlen(json_object_get_string(obj)) !=
-				(size_t) json_object_get_string_len(obj))
-				return "nul-character";
-			return NULL;
-		case json_type_double:
-			return isfinite(json_object_get_double(obj)) ? NULL : "number-out-of-range";
-		case json_type_int:
-			{
-				int64_t		v = json_object_get_int64(obj);
-
-				if (v == INT64_MAX || v == INT64_MIN ||
-					json_object_get_uint64(obj) == UINT64_MAX)
-					return "number-out-of-range";
-				return NULL;
-			}
-		case json_type_array:
-			for (size_t i = 0; i < json_object_array_length(obj) && !code; i++)
-				code = unrepresentable(json_object_array_get_idx(obj, i), depth + 1);
-			return code;
-		case json_type_object:
-			{
-				json_object_object_foreach(obj, key, val)
-				{
-					(void) key;
-					if ((code = unrepresentable(val, depth + 1)) != NULL)
-						return code;
-				}
-				return NULL;
-			}
-		default:
-			return NULL;
-	}
-}
-
-static bool
-is_blank(const char *s)
-{
-	for (; *s; s++)
-		if (!isspace((unsigned char) *s))
-			return false;
-	return true;
-}
-
 static const PlanTool *
 find_tool(const PlanTool *tools, size_t n, const char *name)
 {
@@ -309,7 +249,7 @@ validate_step(json_object *step, int i, const PlanTool *tools, size_t n_tools,
 		fail(out, "rationale-not-string", i, "rationale must be a string");
 		return NULL;
 	}
-	if (is_blank(json_object_get_string(rationale_obj)))
+	if (text_is_blank(json_object_get_string(rationale_obj)))
 	{
 		fail(out, "rationale-missing", i, "rationale is empty");
 		return NULL;
@@ -412,7 +352,7 @@ plan_parse(const char *answer, size_t len, const PlanTool *tools,
 	json_object_object_add(out->plan, "steps", norm_steps);
 	json_object_put(root);
 
-	if ((code = unrepresentable(out->plan, 0)) != NULL)
+	if ((code = json_strict_unstorable(out->plan, PLAN_PARSE_MAX_DEPTH)) != NULL)
 	{
 		json_object_put(out->plan);
 		out->plan = NULL;

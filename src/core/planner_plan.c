@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "json_strict.h"
 #include "planner_loop.h"
 #include "tool_json.h"
 
@@ -36,15 +37,6 @@ plan_mission_clear(PlanMission *m)
 	m->steps = NULL;
 }
 
-static bool
-is_blank(const char *s)
-{
-	for (; s && *s; s++)
-		if (!isspace((unsigned char) *s))
-			return false;
-	return true;
-}
-
 char *
 plan_mission_plan_json(const PlanMission *m)
 {
@@ -54,7 +46,7 @@ plan_mission_plan_json(const PlanMission *m)
 	char	   *text;
 	size_t		n = m->steps ? json_object_array_length(m->steps) : 0;
 
-	if (!is_blank(m->content))
+	if (!text_is_blank(m->content))
 		json_object_object_add(plan, "summary", json_object_new_string(m->content));
 	else
 	{

@@ -18,6 +18,7 @@
 #include <json-c/printbuf.h>
 
 #include "policy.h"
+#include "json_strict.h"
 
 /* A printbuf that remembers whether an append failed. */
 typedef struct Buf
@@ -29,7 +30,6 @@ typedef struct Buf
 static void put(Buf *b, const char *s);
 static void putf(Buf *b, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 static const char *str_field(json_object *obj, const char *key);
-static bool is_blank(const char *s);
 static bool is_plaintext(const char *s);
 static void put_or_empty(Buf *b, const char *s, const char *empty);
 static void put_agent_context(Buf *b, json_object *agent);
@@ -97,22 +97,11 @@ str_field(json_object *obj, const char *key)
 	return json_object_get_string(v);
 }
 
-static bool
-is_blank(const char *s)
-{
-	if (s == NULL)
-		return true;
-	for (; *s; s++)
-		if (!isspace((unsigned char) *s))
-			return false;
-	return true;
-}
-
 /* Non-empty and not an encrypted blob: safe and useful to show. */
 static bool
 is_plaintext(const char *s)
 {
-	if (is_blank(s))
+	if (text_is_blank(s))
 		return false;
 	while (isspace((unsigned char) *s))
 		s++;
@@ -123,7 +112,7 @@ is_plaintext(const char *s)
 static void
 put_or_empty(Buf *b, const char *s, const char *empty)
 {
-	put(b, is_blank(s) ? empty : s);
+	put(b, text_is_blank(s) ? empty : s);
 }
 
 /*
@@ -263,7 +252,7 @@ put_parameter(Buf *b, json_object *param)
 		}
 	}
 	put(b, ")");
-	if (!is_blank(desc))
+	if (!text_is_blank(desc))
 		putf(b, ": %s", desc);
 	put(b, "\n");
 }
@@ -335,8 +324,8 @@ put_iteration(Buf *b, json_object *it)
 	if (feedback == NULL)
 		feedback = str_field(it, "feedback");
 	putf(b, "### Iteration vom %s (Status: %s)\n",
-		 is_blank(started) ? "unbekannt" : started,
-		 is_blank(status) ? "unbekannt" : status);
+		 text_is_blank(started) ? "unbekannt" : started,
+		 text_is_blank(status) ? "unbekannt" : status);
 	put(b, "Zusammenfassung: ");
 	put_or_empty(b, summary, "_(leer)_");
 	put(b, "\nSchritte:\n");
@@ -350,13 +339,13 @@ put_iteration(Buf *b, json_object *it)
 		const char *st = str_field(step, "status");
 		const char *sum = str_field(step, "summary");
 
-		putf(b, "- [%s] ", is_blank(st) ? "unbekannt" : st);
+		putf(b, "- [%s] ", text_is_blank(st) ? "unbekannt" : st);
 		put_or_empty(b, sum, "_(ohne Zusammenfassung)_");
 		put(b, "\n");
 	}
 	if (n_steps == 0)
 		put(b, "- _(keine Schritte)_\n");
-	if (!is_blank(feedback))
+	if (!text_is_blank(feedback))
 		putf(b, "Feedback des Nutzers: %s\n", feedback);
 }
 

@@ -1,8 +1,7 @@
 /*
- * tool_calls.c: read one tools-protocol answer and check its tool calls.
+ * tool_calls.c: check one assistant message's tool calls.
  *
- * Owns the answer's shape (choices[0].message, finish_reason, usage) and
- * the per-call rules against the offered function schemas (the subset
+ * Owns the per-call rules against the offered function schemas (the subset
  * tool_schema.c emits: properties with type and enum, required,
  * additionalProperties).  Each invalid call gets every problem found, in
  * schema order, so the model can fix them all in one round.  Must never
@@ -10,6 +9,7 @@
  * jsonb could not store, and never include a PostgreSQL header.
  */
 #include "tool_calls.h"
+#include "tool_calls_internal.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -19,6 +19,7 @@
 
 #include "tool_json.h"
 #include "tool_schema.h"
+#include "json_strict.h"
 
 /* The problems of one call, joined by "; " into call->error. */
 typedef struct Problems
@@ -41,17 +42,8 @@ problem(Problems *p, const char *code, const char *text)
 				   used ? "; " : "", text);
 }
 
-static bool
-is_blank(const char *s)
-{
-	for (; *s; s++)
-		if (!isspace((unsigned char) *s))
-			return false;
-	return true;
-}
-
-static void
-fail(ToolResponse *out, const char *reason, const char *detail)
+void
+tool_response_fail(ToolResponse *out, const char *reason, const char *detail)
 {
 	out->ok = false;
 	tool_json_setf(out->reason, sizeof(out->reason), "%s", reason);
@@ -278,7 +270,7 @@ check_rationale(Problems *p, json_object *args)
 				"say in one sentence why this step serves the mission");
 	else if (!json_object_is_type(v, json_type_string))
 		problem(p, "wrong-type", "argument \"rationale\" must be a string");
-	else if (is_blank(json_object_get_string(v)))
+	else if (text_is_blank(json_object_get_string(v)))
 		problem(p, "rationale-empty", "argument \"rationale\" is empty: say in one "
 				"sentence why this step serves the mission");
 }
@@ -346,7 +338,7 @@ parse_args(Problems *p, const char *text)
 		problem(p, "arguments-too-large", msg);
 		return NULL;
 	}
-	if (is_blank(text))
+	if (text_is_blank(text))
 		return json_object_new_object();	/* some servers send "" for {} */
 	if ((args = tool_json_parse(text, len, &code)) == NULL &&
 		strcmp(code, "nul-character") == 0)
@@ -437,15 +429,15 @@ entry_id(json_object *entry, ToolResponse *out)
 
 	if (!json_object_is_type(entry, json_type_object))
 	{
-		fail(out, "tool-call-not-object", "a tool_calls entry is not an object");
+		tool_response_fail(out, "tool-call-not-object", "a tool_calls entry is not an object");
 		return NULL;
 	}
 	id = tool_json_str(entry, "id");
 	if (id == NULL || id[0] == '\0')
-		fail(out, "tool-call-id-missing", "a tool call has no id");
+		tool_response_fail(out, "tool-call-id-missing", "a tool call has no id");
 	else if (strlen(id) > TOOL_CALLS_MAX_ID ||
 			 tool_json_unstorable(json_object_object_get(entry, "id")) != NULL)
-		fail(out, "tool-call-id-invalid", "a tool call id is too long or holds \\u0000");
+		tool_response_fail(out, "tool-call-id-invalid", "a tool call id is too long or holds \\u0000");
 	else
 		return id;
 	return NULL;
@@ -464,12 +456,12 @@ read_ids(json_object *tool_calls, int n, ToolResponse *out)
 		for (int j = 0; j < i; j++)
 			if (strcmp(out->calls[j].id, id) == 0)
 			{
-				fail(out, "tool-call-id-repeated", "two tool calls share one id");
+				tool_response_fail(out, "tool-call-id-repeated", "two tool calls share one id");
 				return false;
 			}
 		if ((out->calls[i].id = strdup(id)) == NULL)
 		{
-			fail(out, "out-of-memory", "out of memory");
+			tool_response_fail(out, "out-of-memory", "out of memory");
 			return false;
 		}
 		out->n_calls = i + 1;
@@ -477,8 +469,8 @@ read_ids(json_object *tool_calls, int n, ToolResponse *out)
 	return true;
 }
 
-static bool
-check_calls(json_object *tool_calls, json_object *offered, ToolResponse *out)
+bool
+tool_calls_check_all(json_object *tool_calls, json_object *offered, ToolResponse *out)
 {
 	size_t		n;
 
@@ -486,17 +478,17 @@ check_calls(json_object *tool_calls, json_object *offered, ToolResponse *out)
 		return true;
 	if (!json_object_is_type(tool_calls, json_type_array))
 	{
-		fail(out, "tool-calls-not-array", "message.tool_calls is not an array");
+		tool_response_fail(out, "tool-calls-not-array", "message.tool_calls is not an array");
 		return false;
 	}
 	if ((n = json_object_array_length(tool_calls)) > TOOL_CALLS_MAX_PER_MESSAGE)
 	{
-		fail(out, "too-many-tool-calls", "more than 20 tool calls in one message");
+		tool_response_fail(out, "too-many-tool-calls", "more than 20 tool calls in one message");
 		return false;
 	}
 	if (n > 0 && (out->calls = calloc(n, sizeof(ToolCall))) == NULL)
 	{
-		fail(out, "out-of-memory", "out of memory");
+		tool_response_fail(out, "out-of-memory", "out of memory");
 		return false;
 	}
 	if (!read_ids(tool_calls, (int) n, out))
@@ -509,87 +501,8 @@ check_calls(json_object *tool_calls, json_object *offered, ToolResponse *out)
 	return true;
 }
 
-static int64_t
-usage_count(json_object *usage, const char *key)
-{
-	json_object *v = NULL;
-
-	if (!json_object_object_get_ex(usage, key, &v) ||
-		!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
-		json_object_get_int64(v) == INT64_MAX)
-		return -1;
-	return json_object_get_int64(v);
-}
-
-static void
-read_usage(json_object *root, ToolResponse *out)
-{
-	json_object *usage = NULL;
-
-	if (!json_object_object_get_ex(root, "usage", &usage) ||
-		!json_object_is_type(usage, json_type_object))
-		return;
-	out->prompt_tokens = usage_count(usage, "prompt_tokens");
-	out->completion_tokens = usage_count(usage, "completion_tokens");
-	out->total_tokens = usage_count(usage, "total_tokens");
-	if (out->total_tokens < 0 && out->prompt_tokens >= 0 && out->completion_tokens >= 0)
-		out->total_tokens = out->prompt_tokens + out->completion_tokens;
-}
-
-/* choices[0].message, or NULL after fail(). */
-static json_object *
-first_message(json_object *root, json_object **choice, ToolResponse *out)
-{
-	json_object *choices = NULL;
-	json_object *msg = NULL;
-
-	if (!json_object_is_type(root, json_type_object))
-		fail(out, "not-an-object", "the answer is not a JSON object");
-	else if (!json_object_object_get_ex(root, "choices", &choices) ||
-			 !json_object_is_type(choices, json_type_array) ||
-			 json_object_array_length(choices) < 1)
-		fail(out, "no-choices", "the answer has no choices");
-	else if (!json_object_object_get_ex(*choice = json_object_array_get_idx(choices, 0),
-										"message", &msg) ||
-			 !json_object_is_type(msg, json_type_object))
-		fail(out, "no-message", "the answer has no choices[0].message");
-	return out->reason[0] ? NULL : msg;
-}
-
-static bool
-read_content(json_object *msg, ToolResponse *out)
-{
-	json_object *c = NULL;
-
-	if (!json_object_object_get_ex(msg, "content", &c) || c == NULL)
-		return true;
-	if (!json_object_is_type(c, json_type_string))
-		fail(out, "content-not-string", "choices[0].message.content is not a string");
-	else if (tool_json_unstorable(c) != NULL)
-		fail(out, "nul-character", "choices[0].message.content holds \\u0000");
-	else if ((out->content = strdup(json_object_get_string(c))) == NULL)
-		fail(out, "out-of-memory", "out of memory");
-	return out->reason[0] == '\0';
-}
-
-static void
-read_finish(json_object *choice, ToolResponse *out)
-{
-	const char *f = tool_json_str(choice, "finish_reason");
-
-	tool_json_setf(out->finish_reason, sizeof(out->finish_reason), "%s", f ? f : "");
-	if (out->n_calls > 0)
-		out->finish = TOOL_FINISH_CALLS;	/* some servers say "stop" with calls */
-	else if (f == NULL || strcmp(f, "stop") == 0)
-		out->finish = TOOL_FINISH_STOP;
-	else if (strcmp(f, "length") == 0)
-		out->finish = TOOL_FINISH_LENGTH;
-	else
-		out->finish = TOOL_FINISH_OTHER;
-}
-
-static void
-response_init(ToolResponse *out)
+void
+tool_response_init(ToolResponse *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->ok = true;
@@ -597,42 +510,10 @@ response_init(ToolResponse *out)
 }
 
 bool
-tool_response_parse(const char *body, size_t len, json_object *offered,
-					ToolResponse *out)
-{
-	const char *code = NULL;
-	json_object *root;
-	json_object *choice = NULL;
-	json_object *msg;
-	json_object *calls = NULL;
-
-	response_init(out);
-	if (len > TOOL_CALLS_MAX_ANSWER)
-	{
-		fail(out, "answer-too-large", "the answer exceeds 1 MiB");
-		return false;
-	}
-	if ((root = tool_json_parse(body, len, &code)) == NULL)
-	{
-		fail(out, code, "the answer is not valid JSON");
-		return false;
-	}
-	read_usage(root, out);
-	if ((msg = first_message(root, &choice, out)) != NULL && read_content(msg, out))
-	{
-		json_object_object_get_ex(msg, "tool_calls", &calls);
-		if (check_calls(calls, offered, out))
-			read_finish(choice, out);
-	}
-	json_object_put(root);
-	return out->ok;
-}
-
-bool
 tool_calls_check(json_object *tool_calls, json_object *offered, ToolResponse *out)
 {
-	response_init(out);
-	if (!check_calls(tool_calls, offered, out))
+	tool_response_init(out);
+	if (!tool_calls_check_all(tool_calls, offered, out))
 		return false;
 	out->finish = out->n_calls > 0 ? TOOL_FINISH_CALLS : TOOL_FINISH_STOP;
 	return true;

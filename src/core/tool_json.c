@@ -9,6 +9,8 @@
  */
 #include "tool_json.h"
 
+#include "json_strict.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -99,62 +101,10 @@ tool_json_parse(const char *text, size_t len, const char **code)
 	return NULL;
 }
 
-static const char *
-unstorable_scalar(json_object *obj)
-{
-	int64_t		v;
-
-	switch (json_object_get_type(obj))
-	{
-		case json_type_string:
-			if (strlen(json_object_get_string(obj)) !=
-				(size_t) json_object_get_string_len(obj))
-				return "nul-character";
-			return NULL;
-		case json_type_double:
-			return isfinite(json_object_get_double(obj)) ? NULL : "number-out-of-range";
-		case json_type_int:
-			v = json_object_get_int64(obj);
-			if (v == INT64_MAX || v == INT64_MIN ||
-				json_object_get_uint64(obj) == UINT64_MAX)
-				return "number-out-of-range";
-			return NULL;
-		default:
-			return NULL;
-	}
-}
-
-static const char *
-unstorable(json_object *obj, int depth)
-{
-	const char *code = NULL;
-
-	if (depth > TOOL_JSON_MAX_DEPTH)
-		return "nesting-too-deep";
-	if (json_object_is_type(obj, json_type_array))
-	{
-		for (size_t i = 0; i < json_object_array_length(obj) && !code; i++)
-			code = unstorable(json_object_array_get_idx(obj, i), depth + 1);
-		return code;
-	}
-	if (json_object_is_type(obj, json_type_object))
-	{
-		json_object_object_foreach(obj, key, val)
-		{
-			/* json-c keeps keys as C strings: an embedded NUL cut the key. */
-			(void) key;
-			if ((code = unstorable(val, depth + 1)) != NULL)
-				return code;
-		}
-		return NULL;
-	}
-	return unstorable_scalar(obj);
-}
-
 const char *
 tool_json_unstorable(json_object *obj)
 {
-	return unstorable(obj, 0);
+	return json_strict_unstorable(obj, TOOL_JSON_MAX_DEPTH);
 }
 
 char *
