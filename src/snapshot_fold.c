@@ -181,8 +181,8 @@ refresh_record(Batch *b, RecordGroup *g, TimestampTz horizon, RefreshCounts *cou
 static int
 rowref_cmp(const void *a, const void *b)
 {
-	const RowRef *x = a;
-	const RowRef *y = b;
+	const RowRef *x = *(RowRef *const *) a;
+	const RowRef *y = *(RowRef *const *) b;
 	int			c;
 
 	c = strcmp(x->user_id, y->user_id);
@@ -284,6 +284,38 @@ add_rows(Batch *b, SPITupleTable *t, uint64 n)
 }
 
 /*
+ * Put the batch's refs in fold order: sort pointers (cheaper to swap than
+ * the refs), then lay the refs out in that order once.
+ */
+static void
+sort_rows(Batch *b)
+{
+	RowRef	  **order;
+	RowRef	   *sorted;
+
+	if (b->nrows < 2)
+		return;
+	order = palloc(sizeof(RowRef *) * b->nrows);
+	for (uint64 i = 0; i < b->nrows; i++)
+		order[i] = &b->refs[i];
+	qsort(order, b->nrows, sizeof(RowRef *), rowref_cmp);
+	b->sorted = ensure_capacity(b->sorted, &b->sorted_cap, b->nrows, sizeof(RowRef), b->keep_cxt);
+	sorted = b->sorted;
+	for (uint64 i = 0; i < b->nrows; i++)
+		sorted[i] = *order[i];
+	/* the two arrays swap roles: the next batch fills the other one */
+	b->sorted = b->refs;
+	b->refs = sorted;
+	{
+		uint64		cap = b->sorted_cap;
+
+		b->sorted_cap = b->refs_cap;
+		b->refs_cap = cap;
+	}
+	pfree(order);
+}
+
+/*
  * Read the new rows of the batch's users, put them in fold order and
  * queue their records for the stored-state load.  batched: in one
  * statement through mana_ai.snapshot_rows_of, each row's user being the
@@ -324,7 +356,7 @@ snap_read_batch(Batch *b, TimestampTz since[NKINDS], bool any_applied, bool batc
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
-	qsort(b->refs, b->nrows, sizeof(RowRef), rowref_cmp);
+	sort_rows(b);
 
 	for (uint64 i = 1; i <= b->nrows; i++)
 	{

@@ -129,6 +129,8 @@ typedef struct Batch
 	uint64		ntuples_cap;
 	RowRef	   *refs;
 	uint64		refs_cap;
+	RowRef	   *sorted;			/* sort_rows()'s second array */
+	uint64		sorted_cap;
 	UserRows   *users;
 	int			nusers;
 	int			users_cap;
