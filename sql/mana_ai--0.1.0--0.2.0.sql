@@ -285,3 +285,85 @@ COMMENT ON FUNCTION mana_ai.tools_validate() IS
     'Refuses a mana_ai.tools row whose name, module or description is unusable or whose parameters cannot become a JSON Schema';
 REVOKE ALL ON FUNCTION mana_ai.tool_parameters_error(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mana_ai.tool_parameters_error(jsonb) TO PUBLIC;
+
+-- ---- refscale (issue 14): the cold refresh at ten times the data ----
+-- The refresh reads a batch of users' new rows in one statement through
+-- the SECURITY DEFINER mana_ai.snapshot_rows_of (granted to the worker's
+-- role only, like snapshot_users_since), and a first refresh (since
+-- -infinity) finds its users in one index-only pass instead of a probe
+-- per user.
+CREATE OR REPLACE FUNCTION mana_ai.snapshot_users_since(table_name text, since timestamptz)
+    RETURNS SETOF text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    t1 text := table_name;
+    t2 text;                    -- NULL matches nothing
+BEGIN
+    IF table_name IS NULL THEN
+        t1 := 'aiMissions';
+        t2 := 'agents';
+    ELSIF table_name NOT IN ('aiMissions', 'agents') THEN
+        RAISE EXCEPTION 'table_name must be aiMissions, agents or NULL (both)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF since = '-infinity' THEN
+        -- A first refresh reads every row anyway: one pass over the
+        -- production index (user_id, app_id, table_name, created_at),
+        -- index-only, is cheaper than a probe per user.
+        RETURN QUERY
+            SELECT DISTINCT s.user_id FROM public.sync_changes s
+             WHERE s.app_id = 'ai' AND s.table_name IN (t1, t2);
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                WHERE i.indexrelid = pg_catalog.to_regclass('public.sync_changes_mana_ai_refresh_idx')
+                  AND i.indisvalid) THEN
+        RETURN QUERY
+            SELECT DISTINCT s.user_id FROM public.sync_changes s
+             WHERE s.app_id = 'ai' AND s.table_name IN (t1, t2)
+               AND s.created_at >= since;
+    ELSE
+        -- Per user one probe for any ai row since (an empty range when
+        -- nothing is new), then, for those only, one per table: each an
+        -- exact range of an index, never a walk through a user's history.
+        RETURN QUERY
+            WITH RECURSIVE u(user_id) AS (
+                SELECT pg_catalog.min(s.user_id) FROM public.sync_changes s
+                UNION ALL
+                SELECT (SELECT pg_catalog.min(s.user_id) FROM public.sync_changes s
+                         WHERE s.user_id > u.user_id)
+                  FROM u WHERE u.user_id IS NOT NULL
+            ), candidates AS MATERIALIZED (
+                SELECT u.user_id FROM u
+                 WHERE u.user_id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM public.sync_changes s
+                                WHERE s.user_id = u.user_id AND s.app_id = 'ai'
+                                  AND s.created_at >= since)
+            )
+            SELECT c.user_id FROM candidates c
+             WHERE EXISTS (SELECT 1 FROM public.sync_changes s
+                            WHERE s.user_id = c.user_id AND s.app_id = 'ai'
+                              AND s.table_name = t1 AND s.created_at >= since)
+                OR EXISTS (SELECT 1 FROM public.sync_changes s
+                            WHERE s.user_id = c.user_id AND s.app_id = 'ai'
+                              AND s.table_name = t2 AND s.created_at >= since);
+    END IF;
+END
+$$;
+CREATE FUNCTION mana_ai.snapshot_rows_of(user_ids text[], missions_since timestamptz,
+                                         agents_since timestamptz)
+    RETURNS TABLE (id uuid, user_id text, record_id text, op text, data jsonb,
+                   field_timestamps jsonb, created_at timestamptz, is_agent boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+SELECT s.id, s.user_id, s.record_id, s.op, s.data, s.field_timestamps, s.created_at,
+       s.table_name = 'agents'
+  FROM public.sync_changes s
+ WHERE s.user_id = ANY (user_ids) AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')
+   AND s.created_at >= LEAST(missions_since, agents_since)
+   AND s.created_at >= CASE s.table_name WHEN 'agents' THEN agents_since ELSE missions_since END
+$$;
+COMMENT ON FUNCTION mana_ai.snapshot_rows_of(text[], timestamptz, timestamptz) IS
+    'The refresh''s batched read: the aiMissions/agents rows of the listed users since each kind''s horizon';
+REVOKE ALL ON FUNCTION mana_ai.snapshot_rows_of(text[], timestamptz, timestamptz) FROM PUBLIC;

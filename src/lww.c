@@ -20,6 +20,7 @@
 
 #include "core/iso8601.h"
 #include "instants.h"
+#include "jsonb_write.h"
 #include "lww.h"
 
 /* One field of the record being merged: a value, a stamp, or both. */
@@ -423,39 +424,59 @@ push_string_key(JsonbParseState **ps, const char *key, int keylen)
 	pushJsonbValue(ps, WJB_KEY, &k);
 }
 
+/*
+ * The merged record: every field with a value, and under
+ * __fieldTimestamps every field with a stamp, written straight into
+ * jsonb's binary format (jsonb_write.c): the fields are already unique
+ * and in jsonb key order, and nested values are copied as they are.
+ */
 Jsonb *
 lww_state_result(LwwState *state)
 {
-	JsonbParseState *ps = NULL;
-	JsonbValue *res;
+	JsonbPairRef *pairs;
+	int			n = 0;
+	StringInfoData stamps;
+	JsonbValue	stamps_val;
+	JsonbPairRef stamps_pair = {LWW_STAMPS_KEY, (int) strlen(LWW_STAMPS_KEY), &stamps_val};
+	bool		stamps_placed = false;
 
 	if (state->tombstoned || !state->started)
 		return NULL;
 
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	pairs = palloc(sizeof(JsonbPairRef) * (state->nfields + 1));
+	for (int i = 0; i < state->nfields; i++)
+	{
+		LwwField   *f = &state->fields[i];
+
+		if (f->has_stamp)
+			pairs[n++] = (JsonbPairRef) {f->key, f->keylen, &f->stamp_text};
+	}
+	/* a container of its own, int-aligned at its start, then copied in */
+	initStringInfo(&stamps);
+	jsonb_write_object(&stamps, pairs, n);
+	stamps_val.type = jbvBinary;
+	stamps_val.val.binary.data = (JsonbContainer *) stamps.data;
+	stamps_val.val.binary.len = stamps.len;
+
+	n = 0;
 	for (int i = 0; i < state->nfields; i++)
 	{
 		LwwField   *f = &state->fields[i];
 
 		if (!f->has_value)
 			continue;
-		push_string_key(&ps, f->key, f->keylen);
-		pushJsonbValue(&ps, WJB_VALUE, &f->value);
+		/* data never carries the stamps key (collect_data_fields drops it) */
+		Assert(key_cmp(stamps_pair.key, stamps_pair.keylen, f->key, f->keylen) != 0);
+		if (!stamps_placed && key_cmp(stamps_pair.key, stamps_pair.keylen, f->key, f->keylen) < 0)
+		{
+			pairs[n++] = stamps_pair;
+			stamps_placed = true;
+		}
+		pairs[n++] = (JsonbPairRef) {f->key, f->keylen, &f->value};
 	}
-	push_string_key(&ps, LWW_STAMPS_KEY, strlen(LWW_STAMPS_KEY));
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	for (int i = 0; i < state->nfields; i++)
-	{
-		LwwField   *f = &state->fields[i];
-
-		if (!f->has_stamp)
-			continue;
-		push_string_key(&ps, f->key, f->keylen);
-		pushJsonbValue(&ps, WJB_VALUE, &f->stamp_text);
-	}
-	pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
-	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
-	return JsonbValueToJsonb(res);
+	if (!stamps_placed)
+		pairs[n++] = stamps_pair;
+	return jsonb_from_pairs(pairs, n);
 }
 
 /* ---- SQL aggregates ---- */

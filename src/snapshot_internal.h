@@ -15,12 +15,15 @@
 #include "snapshot.h"
 
 /*
- * A batch: the users whose new rows are read (each under its own scope)
- * before their stored state is loaded and their writes are flushed, all
- * in a few statements.  Bounded so a cold refresh of a big log keeps its
- * memory flat.
+ * A batch: the users whose new rows are read in one statement (through
+ * mana_ai.snapshot_rows_of) before their stored state is loaded and their
+ * writes are flushed, all in a few statements.  Sized by rows, so a cold
+ * refresh of a big log keeps its memory flat: the next batch takes fewer
+ * users when one returned more than BATCH_MAX_ROWS rows, more (up to
+ * BATCH_MAX_USERS) when it returned fewer than half.
  */
-#define BATCH_MAX_USERS 100
+#define BATCH_START_USERS 100
+#define BATCH_MAX_USERS 1000
 #define BATCH_MAX_ROWS 5000
 
 #define NKINDS 2
@@ -44,6 +47,7 @@ typedef struct DatumList
 	Datum	   *vals;
 	int			n;
 	int			cap;
+	MemoryContext cxt;			/* where vals grows; NULL: the current context */
 } DatumList;
 
 /* What one batch writes back for one kind. */
@@ -78,6 +82,7 @@ typedef struct StoredSlot
 /* One new row, its columns taken apart once. */
 typedef struct RowRef
 {
+	char	   *user_id;
 	int			kind;			/* index into kind_defs */
 	char	   *record_id;
 	TimestampTz created_at;
@@ -87,12 +92,11 @@ typedef struct RowRef
 	Jsonb	   *stamps;
 } RowRef;
 
-/* One user's new rows, read under that user's scope, in fold order. */
+/* One user's new rows (a slice of Batch.refs), in fold order. */
 typedef struct UserRows
 {
 	char	   *user_id;
 	Datum		user_text;
-	SPITupleTable *tuples;		/* holds what refs point into */
 	RowRef	   *refs;
 } UserRows;
 
@@ -106,10 +110,30 @@ typedef struct RecordGroup
 	int			slot;			/* index into Batch.stored[kind] */
 } RecordGroup;
 
+/*
+ * The batch and what it keeps from one batch to the next: its arrays keep
+ * their capacity (allocated in keep_cxt), everything else of one batch
+ * lives in batch_cxt (reset after each batch, its large first block kept)
+ * and one record's fold in record_cxt (reset after each record), so a
+ * long refresh reuses the same memory instead of handing it back to the
+ * operating system and faulting it in again.
+ */
 typedef struct Batch
 {
+	MemoryContext keep_cxt;
+	MemoryContext batch_cxt;
+	MemoryContext record_cxt;
+	DatumList	user_ids;		/* the users to read, text */
+	SPITupleTable **tuples;		/* the batch's rows: what refs point into */
+	int			ntuples;
+	uint64		ntuples_cap;
+	RowRef	   *refs;
+	uint64		refs_cap;
+	RowRef	   *sorted;			/* sort_rows()'s second array */
+	uint64		sorted_cap;
 	UserRows   *users;
 	int			nusers;
+	int			users_cap;
 	uint64		nrows;
 	RecordGroup *groups;
 	int			ngroups;
@@ -124,6 +148,8 @@ typedef struct Batch
 /* snapshot_statements.c: the statements (see there for what each does) */
 extern const char *const snap_rows_sql;
 extern const char *const snap_rows_unapplied_sql;
+extern const char *const snap_user_rows_sql;
+extern const char *const snap_user_rows_unapplied_sql;
 extern const char *const snap_history_sql;
 extern const char *const snap_add_tombstones_sql;
 extern const char *const snap_add_applied_sql;
@@ -134,6 +160,9 @@ extern const char *const snap_anything_stored_sql;
 extern const char *const snap_users_since_sql;
 extern const char *const snap_forget_applied_sql;
 extern const char *const snap_move_horizon_sql;
+
+/* Whether the catalog has mana_ai.snapshot_rows_of (0.2.0 on). */
+extern bool snap_rows_of_installed(void);
 
 /* Run one of them with its kept plan; ERROR unless SPI answers expected. */
 extern void snap_run(const char *sql, int nargs, Oid *types, Datum *args, int expected);
@@ -152,9 +181,13 @@ extern Jsonb *snap_row_jsonb(SPITupleTable *t, uint64 row, int col);
 extern TimestampTz snap_row_timestamptz(SPITupleTable *t, uint64 row, int col);
 
 /* snapshot_fold.c: the batch fold */
-extern void snap_read_user(Batch *b, const char *user_id, TimestampTz since[NKINDS],
-						   bool any_applied);
+extern Batch *snap_batch_create(void);
+extern void snap_batch_add_user(Batch *b, const char *user_id);
+extern void snap_read_batch(Batch *b, TimestampTz since[NKINDS], bool any_applied,
+							bool batched);
 extern void snap_run_batch(Batch *b, TimestampTz horizon[NKINDS], bool any_stored[NKINDS],
-						   RefreshCounts counts[NKINDS], MemoryContext cxt);
+						   RefreshCounts counts[NKINDS]);
+extern void snap_batch_clear(Batch *b);
+extern void snap_batch_free(Batch *b);
 
 #endif

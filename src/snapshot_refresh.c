@@ -11,16 +11,21 @@
  *     (mana_ai.refresh_horizon(), SECURITY DEFINER over the backends'
  *     activity); rows at or after the horizon that were applied are
  *     remembered by id so a refresh with nothing new applies nothing.
- *   - The one cross-user step, finding users with rows since the horizon,
- *     is mana_ai.snapshot_users_since() and returns user ids only; every
- *     read of a user's sync_changes rows runs with app.current_user_id
- *     set to that user (snapshot_fold.c).
+ *   - Two cross-user steps, both SECURITY DEFINER and granted to the
+ *     worker's role only: finding users with rows since the horizon
+ *     (mana_ai.snapshot_users_since(), user ids only) and reading a batch
+ *     of those users' new rows in one statement
+ *     (mana_ai.snapshot_rows_of(), the ai app's aiMissions/agents rows
+ *     only); each row names its user, and its snapshot is written under
+ *     that user.  A late row's replay reads the record's history under
+ *     its user's app.current_user_id (snapshot_fold.c).
  *   - Cost follows the delta: one discovery for both kinds, one read per
- *     user with new rows (both kinds), and the stored state and the
- *     writes batched over up to BATCH_MAX_USERS users per statement.
+ *     batch of users with new rows (both kinds), and the stored state and
+ *     the writes batched over the same users, a few statements per kind.
  * The statements are snapshot_statements.c's, the fold snapshot_fold.c's.
  * Must never build SQL from data, never abort on a malformed row, and
- * never read a user's rows outside that user's scope.
+ * never read sync_changes but through those two functions and the
+ * per-user replay.
  */
 #include "postgres.h"
 
@@ -66,8 +71,6 @@ next_horizon(TimestampTz *h)
 static void
 refresh_all(RefreshCounts counts[NKINDS])
 {
-	MemoryContext batch_cxt;
-	MemoryContext old_cxt;
 	Oid			types[2];
 	Datum		args[2];
 	bool		isnull;
@@ -79,7 +82,9 @@ refresh_all(RefreshCounts counts[NKINDS])
 	bool		any_stored[NKINDS];
 	SPITupleTable *users;
 	uint64		nusers;
-	Batch	   *b = NULL;
+	Batch	   *b;
+	int			batch_users = BATCH_START_USERS;
+	bool		batched;
 
 	memset(counts, 0, sizeof(RefreshCounts) * NKINDS);
 	snap_run(snap_lock_sql, 0, NULL, NULL, SPI_OK_SELECT);
@@ -118,34 +123,35 @@ refresh_all(RefreshCounts counts[NKINDS])
 	users = SPI_tuptable;
 	nusers = SPI_processed;
 
-	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mana_ai refresh batch",
-									  ALLOCSET_DEFAULT_SIZES);
-	old_cxt = MemoryContextSwitchTo(batch_cxt);
+	batched = snap_rows_of_installed();
+	b = snap_batch_create();
 	for (uint64 n = 0; n < nusers; n++)
 	{
-		char	   *user_id;
+		char	   *user_id = snap_tuple_text(users, n, 1);
 
-		if (b != NULL && (b->nusers >= BATCH_MAX_USERS || b->nrows >= BATCH_MAX_ROWS))
-		{
-			snap_run_batch(b, horizon, any_stored, counts, batch_cxt);
-			MemoryContextReset(batch_cxt);
-			b = NULL;
-		}
-		user_id = snap_tuple_text(users, n, 1);
 		if (user_id == NULL || user_id[0] == '\0')
 			continue;			/* no scope can ever read such rows */
-		if (b == NULL)
+		snap_batch_add_user(b, user_id);
+		pfree(user_id);
+		if (b->user_ids.n >= batch_users)
 		{
-			b = palloc0(sizeof(Batch));
-			b->users = palloc(sizeof(UserRows) * BATCH_MAX_USERS);
+			snap_read_batch(b, since, any_applied, batched);
+			/* rows per user vary: size the next batch by this one's rows */
+			if (b->nrows > BATCH_MAX_ROWS)
+				batch_users = Max(1, (int) (batch_users * (uint64) BATCH_MAX_ROWS / b->nrows));
+			else if (b->nrows < BATCH_MAX_ROWS / 2)
+				batch_users = Min(BATCH_MAX_USERS, batch_users * 2);
+			snap_run_batch(b, horizon, any_stored, counts);
+			snap_batch_clear(b);
 		}
-		snap_read_user(b, user_id, since, any_applied);
 		CHECK_FOR_INTERRUPTS();
 	}
-	if (b != NULL)
-		snap_run_batch(b, horizon, any_stored, counts, batch_cxt);
-	MemoryContextSwitchTo(old_cxt);
-	MemoryContextDelete(batch_cxt);
+	if (b->user_ids.n > 0)
+	{
+		snap_read_batch(b, since, any_applied, batched);
+		snap_run_batch(b, horizon, any_stored, counts);
+	}
+	snap_batch_free(b);
 	SPI_freetuptable(users);
 
 	if (horizon[0] > since[0] || horizon[1] > since[1])

@@ -13,6 +13,9 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "nodes/parsenodes.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -59,25 +62,46 @@ const KindDef snap_kind_defs[NKINDS] = {
 };
 
 /*
- * The new rows of one user, both kinds ($2 missions' horizon, $3 agents').
- * Unordered: snap_read_user() sorts them by kind, record and LWW order on
- * pointers, cheaper than a sort node copying every wide row.  The variant
- * with the anti-join is used only while snapshot_applied holds ids (rows
- * applied inside the window); otherwise it has nothing to exclude.
+ * The new rows of a batch of users ($1), both kinds ($2 missions' horizon,
+ * $3 agents'), through the SECURITY DEFINER mana_ai.snapshot_rows_of (the
+ * refresh's one cross-user read of rows, see there); or, while the
+ * catalog is older than 0.2.0, of one user ($1) under that user's scope.
+ * Both give the same columns.  Unordered: snap_read_batch() sorts them by
+ * user, kind, record and LWW order on pointers, cheaper than a sort node
+ * copying every wide row.  The variants with the anti-join are used only
+ * while snapshot_applied holds ids (rows applied inside the window);
+ * otherwise they have nothing to exclude.
  */
-#define ROWS_SELECT \
-	"SELECT s.id, s.record_id, s.op, s.data, s.field_timestamps, s.created_at," \
-	"       s.table_name = 'agents'" \
-	"  FROM public.sync_changes s" \
-	" WHERE s.user_id = $1 AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')" \
-	"   AND s.created_at >= LEAST($2, $3)" \
-	"   AND s.created_at >= CASE s.table_name WHEN 'agents' THEN $3 ELSE $2 END"
+#define ROWS_COLUMNS \
+	"SELECT r.id, r.user_id, r.record_id, r.op, r.data, r.field_timestamps, r.created_at, r.is_agent"
+#define ROWS_OF_SELECT ROWS_COLUMNS \
+	"  FROM mana_ai.snapshot_rows_of($1, $2, $3) AS r"
+#define USER_ROWS_SELECT ROWS_COLUMNS \
+	"  FROM (SELECT s.id, s.user_id, s.record_id, s.op, s.data, s.field_timestamps, s.created_at," \
+	"               s.table_name = 'agents' AS is_agent" \
+	"          FROM public.sync_changes s" \
+	"         WHERE s.user_id = $1 AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')" \
+	"           AND s.created_at >= LEAST($2, $3)" \
+	"           AND s.created_at >= CASE s.table_name WHEN 'agents' THEN $3 ELSE $2 END) AS r"
+#define NOT_APPLIED \
+	" WHERE NOT EXISTS (SELECT 1 FROM mana_ai.snapshot_applied a" \
+	"                    WHERE a.kind = CASE WHEN r.is_agent THEN 'agents' ELSE 'missions' END" \
+	"                      AND a.row_id = r.id)"
 
-const char *const snap_rows_sql = ROWS_SELECT;
-const char *const snap_rows_unapplied_sql = ROWS_SELECT
-	"   AND NOT EXISTS (SELECT 1 FROM mana_ai.snapshot_applied a"
-	"                    WHERE a.kind = CASE s.table_name WHEN 'agents' THEN 'agents' ELSE 'missions' END"
-	"                      AND a.row_id = s.id)";
+const char *const snap_rows_sql = ROWS_OF_SELECT;
+const char *const snap_rows_unapplied_sql = ROWS_OF_SELECT NOT_APPLIED;
+const char *const snap_user_rows_sql = USER_ROWS_SELECT;
+const char *const snap_user_rows_unapplied_sql = USER_ROWS_SELECT NOT_APPLIED;
+
+bool
+snap_rows_of_installed(void)
+{
+	Oid			types[3] = {TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("mana_ai"),
+												makeString("snapshot_rows_of")),
+									 3, types, true));
+}
 
 const char *const snap_history_sql =
 	"SELECT op, data, field_timestamps, created_at FROM public.sync_changes"
@@ -146,7 +170,7 @@ snap_datums_add(DatumList *l, Datum d)
 	{
 		l->cap = l->cap ? l->cap * 2 : 16;
 		l->vals = l->vals ? repalloc(l->vals, sizeof(Datum) * l->cap)
-			: palloc(sizeof(Datum) * l->cap);
+			: MemoryContextAlloc(l->cxt ? l->cxt : CurrentMemoryContext, sizeof(Datum) * l->cap);
 	}
 	l->vals[l->n++] = d;
 }

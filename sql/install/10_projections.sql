@@ -150,17 +150,20 @@ $$;
 COMMENT ON FUNCTION mana_ai.refresh_horizon() IS
     'Oldest start of an open transaction in this database (refresh cursor bound); returns no user data';
 
--- THE ONLY CROSS-USER READ.  Which users have ai/aiMissions or ai/agents
+-- THE REFRESH'S DISCOVERY (one of its two cross-user reads, with
+-- snapshot_rows_of below).  Which users have ai/aiMissions or ai/agents
 -- rows (table_name: one of them; NULL: either) created at or after since:
 -- user ids only, never data.  Owned by the superuser who ran CREATE
 -- EXTENSION, so it sees past row-level security; everything else reads
--- one user's rows under that user's app.current_user_id.  Uses the
+-- one user's rows under that user's app.current_user_id, or through
+-- snapshot_rows_of.  Uses the
 -- opt-in index sync_changes_mana_ai_refresh_idx (see docs) when it exists
--- and is valid: then O(new rows).  Else, and for a first refresh (since
--- -infinity: every row is new, so visiting each user once is cheaper), a
--- skip scan over user_id on the production index (user_id, app_id,
--- created_at), one probe for the next user and one for that user's ai
--- rows since: O(users), no row data read.
+-- and is valid: then O(new rows).  Else a skip scan over user_id on the
+-- production index (user_id, app_id, created_at), one probe for the next
+-- user and one for that user's ai rows since: O(users), no row data read.
+-- A first refresh (since -infinity: every row is new and will be read)
+-- takes one index-only pass instead, O(rows) but cheaper than 10,000
+-- probes at 10,000 users.
 CREATE FUNCTION mana_ai.snapshot_users_since(table_name text, since timestamptz)
     RETURNS SETOF text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -177,7 +180,14 @@ BEGIN
         RAISE EXCEPTION 'table_name must be aiMissions, agents or NULL (both)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF since > '-infinity' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+    IF since = '-infinity' THEN
+        -- A first refresh reads every row anyway: one pass over the
+        -- production index (user_id, app_id, table_name, created_at),
+        -- index-only, is cheaper than a probe per user.
+        RETURN QUERY
+            SELECT DISTINCT s.user_id FROM public.sync_changes s
+             WHERE s.app_id = 'ai' AND s.table_name IN (t1, t2);
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                 WHERE i.indexrelid = pg_catalog.to_regclass('public.sync_changes_mana_ai_refresh_idx')
                   AND i.indisvalid) THEN
         RETURN QUERY
@@ -214,6 +224,34 @@ END
 $$;
 COMMENT ON FUNCTION mana_ai.snapshot_users_since(text, timestamptz) IS
     'The only cross-user read of the refresh: ids of users with new aiMissions/agents rows (NULL table_name: either), never data';
+
+-- THE REFRESH'S BATCHED READ.  The aiMissions and agents rows of the ai
+-- app of the listed users created at or after each kind's horizon, for
+-- the refresh only (granted to the worker's role alone): one statement
+-- per batch of users instead of one per user, a bitmap heap scan that
+-- visits each heap page of the batch once.  It crosses users, so it is
+-- SECURITY DEFINER like snapshot_users_since (row-level security on
+-- app.current_user_id admits one user per statement); it widens no
+-- role's reach (the worker's role can already read every user's rows,
+-- one user at a time, by setting app.current_user_id), only how many
+-- users one statement returns.  Each row names its user: the refresh
+-- writes every snapshot under the user_id of its own rows.
+CREATE FUNCTION mana_ai.snapshot_rows_of(user_ids text[], missions_since timestamptz,
+                                         agents_since timestamptz)
+    RETURNS TABLE (id uuid, user_id text, record_id text, op text, data jsonb,
+                   field_timestamps jsonb, created_at timestamptz, is_agent boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+SELECT s.id, s.user_id, s.record_id, s.op, s.data, s.field_timestamps, s.created_at,
+       s.table_name = 'agents'
+  FROM public.sync_changes s
+ WHERE s.user_id = ANY (user_ids) AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')
+   AND s.created_at >= LEAST(missions_since, agents_since)
+   AND s.created_at >= CASE s.table_name WHEN 'agents' THEN agents_since ELSE missions_since END
+$$;
+COMMENT ON FUNCTION mana_ai.snapshot_rows_of(text[], timestamptz, timestamptz) IS
+    'The refresh''s batched read: the aiMissions/agents rows of the listed users since each kind''s horizon';
 
 CREATE FUNCTION mana_ai.refresh_snapshots()
     RETURNS TABLE (kind text, rows_applied bigint, new_snapshots int,

@@ -22,6 +22,7 @@ ALTER TABLE public.sync_changes OWNER TO mana_worker_t;
 GRANT USAGE ON SCHEMA mana_ai TO mana_worker_t;
 GRANT EXECUTE ON FUNCTION mana_ai.refresh_snapshots(), mana_ai.refresh_horizon(),
       mana_ai.snapshot_users_since(text, timestamptz),
+      mana_ai.snapshot_rows_of(text[], timestamptz, timestamptz),
       mana_ai.replay_record(text, text, text, text) TO mana_worker_t;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mana_ai.mission_snapshots, mana_ai.agent_snapshots,
       mana_ai.snapshot_applied, mana_ai.snapshot_tombstones TO mana_worker_t;
@@ -70,11 +71,15 @@ SELECT count(*) FROM r FULL JOIN mana_ai.mission_snapshots s
 out=$(qw -c "SELECT sum(rows_applied) FROM mana_ai.refresh_snapshots()")
 [ "$out" = 0 ] || fail "second refresh applied $out rows"
 
-# the discovery path is not open to PUBLIC
+# the discovery and the batched read are not open to PUBLIC
 psql -X -q -d "$db" -c "CREATE ROLE mana_nobody_t LOGIN PASSWORD 'x'" >/dev/null
 if PGUSER=mana_nobody_t PGPASSWORD=x psql -X -q -At -d "$db" -c "SELECT * FROM mana_ai.snapshot_users_since('aiMissions', '-infinity')" >/dev/null 2>&1; then
     q -c "DROP ROLE mana_nobody_t" >/dev/null 2>&1 || true
     fail "PUBLIC can call the cross-user discovery function"
+fi
+if PGUSER=mana_nobody_t PGPASSWORD=x psql -X -q -At -d "$db" -c "SELECT * FROM mana_ai.snapshot_rows_of(ARRAY['alice'], '-infinity', '-infinity')" >/dev/null 2>&1; then
+    q -c "DROP ROLE mana_nobody_t" >/dev/null 2>&1 || true
+    fail "PUBLIC can call the cross-user batched read"
 fi
 dropdb "$db"; psql -X -q -d postgres -c "DROP ROLE mana_nobody_t" >/dev/null
 echo "ok - refresh as a non-superuser without BYPASSRLS folds both users' rows"

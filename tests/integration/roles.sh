@@ -123,6 +123,7 @@ mana_ai.purge_decrypt_audit(keep_minutes integer)
 mana_ai.purge_mission_runs(keep_minutes integer)
 mana_ai.record_mission_runs(tick_id bigint, runs jsonb)
 mana_ai.refresh_horizon()
+mana_ai.snapshot_rows_of(user_ids text[], missions_since timestamp with time zone, agents_since timestamp with time zone)
 mana_ai.snapshot_users_since(table_name text, since timestamp with time zone)
 mana_ai.tool_parameters_error(parameters jsonb)
 public.mana_ai_tick()"

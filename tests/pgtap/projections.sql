@@ -3,7 +3,7 @@
 -- batches equals a full replay" over many generated histories.
 -- Runs in a database with pgtap, mana_ai and tests/fixtures/sync_changes.sql.
 BEGIN;
-SELECT plan(97);
+SELECT plan(101);
 
 -- ---- tables: every column and index ----
 SELECT has_table('mana_ai', 'mission_snapshots', 'mission_snapshots exists');
@@ -79,6 +79,7 @@ SELECT is((SELECT array_agg(a::text ORDER BY o) FROM pg_proc p, unnest(p.proargn
           'refresh_snapshots columns (contract)');
 SELECT is_definer('mana_ai', 'snapshot_users_since', ARRAY['text', 'timestamp with time zone'], 'discovery is SECURITY DEFINER');
 SELECT function_returns('mana_ai', 'snapshot_users_since', ARRAY['text', 'timestamp with time zone'], 'setof text', 'discovery returns ids only');
+SELECT is_definer('mana_ai', 'snapshot_rows_of', ARRAY['text[]', 'timestamp with time zone', 'timestamp with time zone'], 'the batched read is SECURITY DEFINER');
 SELECT is_definer('mana_ai', 'refresh_horizon', ARRAY[]::text[], 'refresh_horizon is SECURITY DEFINER');
 SELECT isnt_definer('mana_ai', 'refresh_snapshots', ARRAY[]::text[], 'refresh runs as its caller');
 SELECT isnt_definer('mana_ai', 'replay_record', ARRAY['text', 'text', 'text', 'text'], 'replay runs as its caller');
@@ -86,7 +87,11 @@ SELECT ok((SELECT proconfig @> ARRAY['search_path=pg_catalog, pg_temp'] FROM pg_
             WHERE oid = 'mana_ai.snapshot_users_since(text, timestamptz)'::regprocedure), 'discovery pins search_path');
 SELECT ok((SELECT proconfig @> ARRAY['search_path=pg_catalog, pg_temp'] FROM pg_proc
             WHERE oid = 'mana_ai.refresh_horizon()'::regprocedure), 'refresh_horizon pins search_path');
+SELECT ok((SELECT proconfig @> ARRAY['search_path=pg_catalog, pg_temp'] FROM pg_proc
+            WHERE oid = 'mana_ai.snapshot_rows_of(text[], timestamptz, timestamptz)'::regprocedure), 'the batched read pins search_path');
 SELECT ok(NOT has_function_privilege('public', 'mana_ai.snapshot_users_since(text, timestamptz)', 'EXECUTE'), 'PUBLIC cannot discover users');
+SELECT ok(NOT has_function_privilege('public', 'mana_ai.snapshot_rows_of(text[], timestamptz, timestamptz)', 'EXECUTE'), 'PUBLIC cannot read rows across users');
+SELECT is((SELECT provolatile FROM pg_proc WHERE oid = 'mana_ai.snapshot_rows_of(text[], timestamptz, timestamptz)'::regprocedure), 's', 'the batched read writes nothing (STABLE)');
 SELECT ok(NOT has_function_privilege('public', 'mana_ai.refresh_snapshots()', 'EXECUTE'), 'PUBLIC cannot refresh');
 SELECT ok(NOT has_function_privilege('public', 'mana_ai.replay_record(text, text, text, text)', 'EXECUTE'), 'PUBLIC cannot replay');
 SELECT ok(NOT has_table_privilege('public', 'mana_ai.mission_snapshots', 'SELECT'), 'PUBLIC cannot read mission snapshots');
