@@ -79,6 +79,8 @@ typedef struct Tick
 	TickMode	mode;
 	int			protocol;		/* mana_ai.planner_protocol, read at the start */
 	MemoryContext cxt;			/* survives the phase transactions */
+	MemoryContext job_cxt;		/* one mission's scratch, reset after each */
+	struct HTAB *prompts;		/* system prompts kept once (tick_run.c) */
 	int64		run_id;
 	TimestampTz scanned_at;
 	int			due;

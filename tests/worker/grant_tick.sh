@@ -101,6 +101,12 @@ grep -qxF '[open] Steuererklärung abgeben — Belege sammeln (faellig: 2026-05-
     || fail "decrypted task line missing from the prompt"
 ! grep -q '^### journal/' "$tmp/grant.txt" || fail "the journal entry outside the grant reached the prompt"
 grep -qxF 'Agent: Geheimnisvoll' "$tmp/grant.txt" || fail "agent context missing"
+# One system prompt per agent (the tick keeps each distinct one once): the
+# legacy missions share theirs, which is not the agent's.
+system() { sed -n '/^== system$/,/^== user$/p' "$tmp/$1.txt"; }
+! grep -qxF 'Agent: Geheimnisvoll' "$tmp/nogrant.txt" || fail "the agent's system prompt went to a legacy mission"
+[ "$(system nogrant)" = "$(system expired)" ] || fail "the two legacy missions got different system prompts"
+[ "$(system nogrant)" != "$(system grant)" ] || fail "the agent's mission got the legacy system prompt"
 echo "ok - the granted mission's prompt holds the decrypted note and task, no ciphertext"
 
 needles=$tmp/needles
