@@ -91,9 +91,46 @@ static int	tick_catalog_n = 0;
 static bool *tick_offered_mask = NULL;
 static char *tick_offered_text = NULL;
 
+/*
+ * The json protocol's prompt lists every tool's parameters: parsed once
+ * per tick (malloc'd json-c trees, read-only until the tick ends) rather
+ * than once per mission, which was most of a json prompt's cost with the
+ * 62-tool catalog.
+ */
+static json_object **tick_params = NULL;
+static int	tick_params_n = 0;
+
+static void
+free_tick_params(void)
+{
+	for (int i = 0; i < tick_params_n; i++)
+		json_object_put(tick_params[i]);
+	free(tick_params);
+	tick_params = NULL;
+	tick_params_n = 0;
+}
+
+/* The tick's parsed parameters of its catalog, built on first use. */
+static json_object **
+tick_catalog_params(void)
+{
+	if (tick_params == NULL)
+	{
+		tick_params = calloc(tick_catalog_n + 1, sizeof(json_object *));
+		if (tick_params == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		/* validated on write (50_planner.sql); unreadable shows no params */
+		for (int i = 0; i < tick_catalog_n; i++)
+			tick_params[i] = json_tokener_parse(tick_catalog[i].parameters);
+		tick_params_n = tick_catalog_n;
+	}
+	return tick_params;
+}
+
 void
 mana_ai_planner_tick_begin(MemoryContext cxt)
 {
+	free_tick_params();			/* left by a tick that never ended */
 	tick_catalog_cxt = cxt;
 	tick_catalog = NULL;
 	tick_catalog_n = 0;
@@ -291,13 +328,21 @@ render(Jsonb *mission, Jsonb *agent, List *resolved, Jsonb *inputs_json,
 		/*
 		 * validated on write (50_planner.sql); unreadable shows no params.
 		 * The tools protocol's prompt lists none: the functions carry them.
+		 * In a tick the parsed lists are the tick's (not s's to free).
 		 */
-		s->params[i] = tools_protocol ? NULL : json_tokener_parse(catalog[i].parameters);
-		s->n_params = i + 1;
+		if (tools_protocol)
+			tools[i].parameters = NULL;
+		else if (catalog == tick_catalog && tick_catalog != NULL)
+			tools[i].parameters = tick_catalog_params()[i];
+		else
+		{
+			s->params[i] = json_tokener_parse(catalog[i].parameters);
+			s->n_params = i + 1;
+			tools[i].parameters = s->params[i];
+		}
 		tools[i].name = catalog[i].name;
 		tools[i].module = catalog[i].module;
 		tools[i].description = catalog[i].description;
-		tools[i].parameters = s->params[i];
 	}
 
 	if (!(tools_protocol ?
