@@ -5,7 +5,8 @@
 #   2. build with -Wall -Wextra -Werror and stage-install (tests/lib/stage.sh)
 #   3. unit tests of the Postgres-free code (tests/unit), then every
 #      libFuzzer target (tests/fuzz/fuzz_*.c) for a bounded time from the
-#      committed seeds (a crash fails it and prints the reproducer)
+#      committed seeds, in the background beside steps 4 and 5 (a crash
+#      fails it and prints the reproducer)
 #   4. in a throwaway cluster without preload: pg_regress (installcheck)
 #      and every pgTAP suite through pg_prove
 #   5. each tests/integration/*.sh in its own cluster without preload
@@ -71,32 +72,54 @@ fi
 
 # Every tests/fuzz/fuzz_*.c from the committed seeds (a fresh corpus each
 # run), one after another: 20 s each, less when there are more than five
-# targets, so the step stays under about two minutes.
+# targets, so the step stays under about two minutes.  They run on one
+# core in the background while pg_regress, pgTAP and the integration
+# tests (mostly waiting on psql) use the other; their lines are printed
+# after the integration tests, before any worker test starts.
 fuzz_names=()
 for src in tests/fuzz/fuzz_*.c; do
     [ -f "$src" ] || continue
     wanted "fuzz/$(basename "$src" .c)" && fuzz_names+=("$(basename "$src" .c)")
 done
+fuzz_pid=""
+rm -f "$logs/fuzz.results"
 if [ ${#fuzz_names[@]} -gt 0 ]; then
     fuzz_secs=$(( ${FUZZ_BUDGET:-100} / ${#fuzz_names[@]} ))
     [ $fuzz_secs -gt 20 ] && fuzz_secs=20
     [ $fuzz_secs -lt 5 ] && fuzz_secs=5
-    echo "== fuzzers (libFuzzer, ASan, UBSan; ${fuzz_secs} s per target)"
+    echo "== fuzzers started in the background (libFuzzer, ASan, UBSan; ${fuzz_secs} s per target)"
     rm -rf "$out/fuzz"; mkdir -p "$out/fuzz"
-    if bash tests/fuzz/run.sh --build-only 0 "${fuzz_names[@]}" > "$logs/fuzz-build.log" 2>&1; then
-        for f in "${fuzz_names[@]}"; do
-            if FUZZ_CORPUS_DIR=$out/fuzz timeout $((fuzz_secs + 60)) \
-                   bash tests/fuzz/run.sh --no-build "$fuzz_secs" "$f" > "$logs/fuzz-$f.log" 2>&1; then
-                pass "fuzz/$f ($(sed -n "s/^ok $f (\(.*\))$/\1/p" "$logs/fuzz-$f.log"))"
-            else
-                flunk "fuzz/$f" "$logs/fuzz-$f.log"
-                grep -E '^  reproducer:' "$logs/fuzz-$f.log" | sed 's/^/  /' || true
-            fi
-        done
-    else
-        flunk fuzz-build "$logs/fuzz-build.log"
-    fi
+    (
+        if bash tests/fuzz/run.sh --build-only 0 "${fuzz_names[@]}" > "$logs/fuzz-build.log" 2>&1; then
+            for f in "${fuzz_names[@]}"; do
+                if FUZZ_CORPUS_DIR=$out/fuzz timeout $((fuzz_secs + 60)) \
+                       bash tests/fuzz/run.sh --no-build "$fuzz_secs" "$f" > "$logs/fuzz-$f.log" 2>&1; then
+                    echo "ok fuzz/$f ($(sed -n "s/^ok $f (\(.*\))$/\1/p" "$logs/fuzz-$f.log"))"
+                else
+                    echo "fail fuzz/$f $logs/fuzz-$f.log"
+                fi
+            done
+        else
+            echo "fail fuzz-build $logs/fuzz-build.log"
+        fi > "$logs/fuzz.results"
+    ) &
+    fuzz_pid=$!
 fi
+# report_fuzzers: wait for the background fuzzers and print their lines.
+report_fuzzers() {
+    [ -n "$fuzz_pid" ] || return 0
+    wait "$fuzz_pid" || true
+    echo "== fuzzers"
+    [ -s "$logs/fuzz.results" ] || { flunk fuzzers; return 0; }
+    while read -r verdict name rest; do
+        if [ "$verdict" = ok ]; then
+            pass "$name $rest"
+        else
+            flunk "$name" "$rest"
+            grep -E '^  reproducer:' "$rest" 2>/dev/null | sed 's/^/  /' || true
+        fi
+    done < "$logs/fuzz.results"
+}
 
 echo "== pg_regress and pgTAP (cluster without preload)"
 if timeout 900 bash tests/lib/with_cluster.sh -- bash tests/lib/sql_suites.sh "$logs" > "$logs/sql_suites.log" 2>&1; then :; fi
@@ -129,6 +152,7 @@ run_shell_tests() {
 
 echo "== integration tests (one cluster each, no preload)"
 run_shell_tests tests/integration ""
+report_fuzzers
 
 echo "== worker tests (one cluster each, shared_preload_libraries=mana_ai)"
 run_shell_tests tests/worker "--preload"
