@@ -119,6 +119,12 @@ tokens() { q mana_sync -c "SELECT coalesce(sum(tokens), 0) || '|' || count(*) FR
     || fail "no skipped-budget decision counted"
 # m-wb-legacy: one call per attempt, each attempt saved with its backoff
 # and its tokens; no call while it backs off; far fewer calls than ticks.
+# Pause the worker between two ticks first, so the calls, token rows and
+# attempts below are counted at one moment (a tools-protocol call has two
+# rounds: its tokens land a round after its first request).
+set_guc mana_ai.enabled off
+poll_until 60 mana_sync "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mana_ai worker' AND query LIKE 'paused%'" 1 \
+    || fail "the worker did not pause"
 n=$(calls wblegacy)
 ticks=$(q mana_sync -c "SELECT count(*) FROM mana_ai.tick_runs WHERE id >= $first AND source = 'worker' AND status = 'ok'")
 [ "$n" -ge 3 ] || fail "m-wb-legacy: only $n LLM calls; the backoff should have allowed 3 or more"
@@ -139,6 +145,7 @@ early=$(q mana_sync -c "SELECT count(*) FROM unnest(string_to_array('$(mock_call
 [ "$(q mana_sync -c "SELECT count(*) FROM mana_ai.tick_runs WHERE id = $first AND errors::text LIKE '%mission m-wb-legacy: finalizing: test: write-back of m-wb-legacy refused%'")" = 1 ] \
     || fail "the first tick did not report the refused write-back: $(q mana_sync -c "SELECT errors FROM mana_ai.tick_runs WHERE id = $first")"
 echo "refused write-backs: tokens counted ($(tokens m-wb-legacy) for m-wb-legacy), $n calls in $ticks ticks, m-wb-budget stopped by its budget"
+set_guc mana_ai.enabled on
 
 # --- once per slot: a new slot with the cadence still broken, then fixed ------
 reslot() {   # reslot MISSION USER DATA-JSON
