@@ -2,7 +2,7 @@
 # upgrade.sh: ALTER EXTENSION mana_ai UPDATE from every released version
 # gives the same catalog as a fresh install of the current one, and keeps
 # every row (as pg_cron tests its upgrade chain).
-#  - install the oldest release (0.1.0) and fill it: snapshots, audit rows,
+#  - install a released version (0.1.0, then 0.2.0) and fill it: snapshots, audit rows,
 #    tick_runs and failed iterations from a tick, a DBA-added tool;
 #  - ALTER EXTENSION mana_ai UPDATE;
 #  - tests/fixtures/catalog_shape.sql (tables, columns, indexes, policies,
@@ -10,10 +10,19 @@
 #    shipped tools) prints the same lines as in a fresh database;
 #  - every row of every table that existed before is still there, and the
 #    DBA's tool is unchanged.
-# Runs inside with_cluster.sh (no preload), cwd = repo root.
+# Runs inside with_cluster.sh (no preload), cwd = repo root.  Without
+# UPGRADE_FROM it runs once from each released version (0.1.0, 0.2.0).
 set -euo pipefail
 . tests/lib/common.sh
-old=mana_up_old; new=mana_up_new
+if [ -z "${UPGRADE_FROM:-}" ]; then
+    for release in 0.1.0 0.2.0; do
+        echo "# from $release"
+        UPGRADE_FROM=$release bash "$0"
+    done
+    exit 0
+fi
+from=$UPGRADE_FROM
+old=mana_up_old_${from//./_}; new=mana_up_new_${from//./_}
 current=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" mana_ai.control)
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 
@@ -22,10 +31,10 @@ for db in $old $new; do
     psql -X -q -v ON_ERROR_STOP=1 -d $db -f tests/fixtures/sync_changes.sql >/dev/null
     psql -X -q -v ON_ERROR_STOP=1 -d $db -f tests/fixtures/tick_world.sql >/dev/null
 done
-q $old -c "CREATE EXTENSION mana_ai VERSION '0.1.0'" >/dev/null
-[ "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mana_ai'")" = 0.1.0 ] || fail "0.1.0 did not install"
+q $old -c "CREATE EXTENSION mana_ai VERSION '$from'" >/dev/null
+[ "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mana_ai'")" = "$from" ] || fail "$from did not install"
 
-# fill the 0.1.0 database the way a running installation would be
+# fill the old database the way a running installation would be
 q $old >/dev/null <<'SQL'
 SELECT * FROM mana_ai.refresh_snapshots();
 SELECT mana_ai.audit_decrypt('user-a', 'mission-1', NULL, 'notes', 'note-1', 'ok');
@@ -51,13 +60,13 @@ before=$(counts $old "$tables")
 tool_before=$(q $old -c "SELECT to_jsonb(t) FROM mana_ai.tools t WHERE name = 'dba_archive_note'")
 echo "before: $before"
 for t in tick_runs decrypt_audit mission_snapshots mission_attempts; do
-    echo "$before" | grep -Eq "(^| )$t=[1-9]" || fail "the 0.1.0 fill left $t empty: $before"
+    echo "$before" | grep -Eq "(^| )$t=[1-9]" || fail "the $from fill left $t empty: $before"
 done
 
 q $old -c "ALTER EXTENSION mana_ai UPDATE" >/dev/null
 [ "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'mana_ai'")" = "$current" ] \
     || fail "ALTER EXTENSION did not reach $current"
-echo "ok - 0.1.0 updated to $current"
+echo "ok - $from updated to $current"
 
 after=$(counts $old "$tables")
 [ "$before" = "$after" ] || fail "rows changed by the upgrade: before '$before', after '$after'"
