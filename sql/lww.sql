@@ -99,7 +99,7 @@ SELECT mana_ai.iso_timestamp('2026-04-15T14:00:00.123456+02:00') = '2026-04-15 1
 SELECT mana_ai.iso_timestamp('2026-04-15') IS NULL AS bare_date_null;
 
 -- replay_record: under the user's scope, whole history, empty user refused
-INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, created_at) VALUES
+INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, :"stamps", client_id, created_at) VALUES
  ('ai', 'aiMissions', 'r1', 'alice', 'insert', '{"title": "a"}', '{"title": "2026-04-15T12:00:00Z"}', 'web', '2026-04-15 12:00:00+00'),
  ('ai', 'aiMissions', 'r1', 'alice', 'update', '{"title": "b"}', '{"title": "2026-04-15T12:01:00Z"}', 'web', '2026-04-15 12:01:00+00'),
  ('ai', 'aiMissions', 'r1', 'bob',   'insert', '{"title": "bob"}', '{}', 'web', '2026-04-15 12:00:00+00');

@@ -3,16 +3,17 @@
 CREATE EXTENSION mana_ai;
 \i tests/fixtures/sync_changes.sql
 
+-- :stamps is the stamps column of the format under test (sync_changes.sql)
+\set w_body 'INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, ' :stamps ', client_id) VALUES (''ai'', tbl, rid, u, op, d, ft, ''web'')'
 CREATE FUNCTION pg_temp.w(u text, tbl text, rid text, op text, d jsonb, ft jsonb DEFAULT '{}')
-RETURNS void LANGUAGE sql AS
-$$ INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-   VALUES ('ai', tbl, rid, u, op, d, ft, 'web') $$;
+RETURNS void LANGUAGE sql AS :'w_body';
 -- every snapshot equals a full replay of its record (NULL ↔ no snapshot)
+CREATE VIEW pg_temp.stamped AS SELECT s.*, s.:"stamps" AS stamps FROM public.sync_changes s;
 CREATE FUNCTION pg_temp.mismatches() RETURNS bigint LANGUAGE sql AS $$
   WITH r AS (
     SELECT user_id, table_name, record_id,
-           mana_ai.lww_merge(record_id, op, data, field_timestamps, created_at ORDER BY created_at, id) AS rec
-      FROM public.sync_changes WHERE app_id = 'ai' GROUP BY 1, 2, 3)
+           mana_ai.lww_merge(record_id, op, data, stamps, created_at ORDER BY created_at, id) AS rec
+      FROM pg_temp.stamped WHERE app_id = 'ai' GROUP BY 1, 2, 3)
   SELECT count(*) FROM r
     FULL JOIN (SELECT user_id, 'aiMissions' AS table_name, mission_id AS record_id, record FROM mana_ai.mission_snapshots
                UNION ALL
@@ -72,7 +73,7 @@ SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
  WHERE attrelid = 'mana_ai.missions'::regclass AND attnum > 0 ORDER BY attnum;
 
 -- 1,000 malformed rows mixed into a valid workload: skipped, never aborting
-INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, :"stamps", client_id)
 SELECT 'ai', CASE WHEN g % 5 = 0 THEN 'agents' ELSE 'aiMissions' END, 'w' || (g % 40), 'u' || (g % 7),
        CASE WHEN g % 6 = 0 THEN 'insert' ELSE 'update' END,
        jsonb_build_object('title', 't' || g, 'n', g, 'state', 'active'),
@@ -80,7 +81,7 @@ SELECT 'ai', CASE WHEN g % 5 = 0 THEN 'agents' ELSE 'aiMissions' END, 'w' || (g 
             WHEN g % 3 = 1 THEN jsonb_build_object('n', 'not a stamp')
             ELSE '{}' END, 'web'
   FROM generate_series(1, 600) g;
-INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, :"stamps", client_id)
 SELECT 'ai', CASE WHEN g % 5 = 0 THEN 'agents' ELSE 'aiMissions' END, 'w' || (g % 45), 'u' || (g % 8),
        CASE WHEN g % 2 = 0 THEN 'insert' ELSE 'update' END,
        (ARRAY['[1, 2]', '"a string"', '42', 'null', '{"title": "ok data"}']::jsonb[])[1 + g % 5],
@@ -104,7 +105,7 @@ SELECT mana_ai.snapshot_users_since('agents', '-infinity') AS agent_users ORDER 
 -- opt-in discovery index: snapshots always equal a full replay
 CREATE INDEX sync_changes_mana_ai_refresh_idx
     ON public.sync_changes (table_name, created_at) WHERE app_id = 'ai';
-INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, :"stamps", client_id)
 SELECT 'ai', CASE WHEN r % 3 = 2 THEN 'agents' ELSE 'aiMissions' END, 'r' || r, 'bulk' || lpad(u::text, 3, '0'),
        CASE WHEN v = 0 THEN 'insert' ELSE 'update' END,
        jsonb_build_object('title', 't' || u || '.' || r || '.' || v, 'state', 'active', 'v', v),
@@ -134,4 +135,5 @@ SELECT pg_temp.mismatches();
 SELECT kind, rows_applied FROM mana_ai.refresh_snapshots() ORDER BY kind;
 
 DROP EXTENSION mana_ai CASCADE;
+DROP VIEW pg_temp.stamped;
 DROP TABLE public.sync_changes;

@@ -40,7 +40,7 @@ replay_history(const KindDef *def, const char *user_id, const char *record_id,
 	args[0] = CStringGetTextDatum(def->table_name);
 	args[1] = CStringGetTextDatum(record_id);
 	args[2] = CStringGetTextDatum(user_id);
-	snap_run(snap_history_sql, 3, types, args, SPI_OK_SELECT);
+	snap_run(snap_history_sql(), 3, types, args, SPI_OK_SELECT);
 	t = SPI_tuptable;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -349,7 +349,7 @@ snap_read_batch(Batch *b, TimestampTz since[NKINDS], bool any_applied, bool batc
 			int			nest = mana_ai_enter_user_scope(user_id);
 
 			args[0] = b->user_ids.vals[i];
-			snap_run(any_applied ? snap_user_rows_unapplied_sql : snap_user_rows_sql, 3, types,
+			snap_run(snap_user_rows_sql(any_applied), 3, types,
 					 args, SPI_OK_SELECT);
 			mana_ai_leave_user_scope(nest);
 			add_rows(b, SPI_tuptable, SPI_processed);

@@ -148,9 +148,9 @@ typedef struct Batch
 /* snapshot_statements.c: the statements (see there for what each does) */
 extern const char *const snap_rows_sql;
 extern const char *const snap_rows_unapplied_sql;
-extern const char *const snap_user_rows_sql;
-extern const char *const snap_user_rows_unapplied_sql;
-extern const char *const snap_history_sql;
+/* the format's text (sync_format.c): one user's rows, a record's history */
+extern const char *snap_user_rows_sql(bool unapplied);
+extern const char *snap_history_sql(void);
 extern const char *const snap_add_tombstones_sql;
 extern const char *const snap_add_applied_sql;
 extern const char *const snap_lock_sql;

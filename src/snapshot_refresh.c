@@ -43,6 +43,7 @@
 #include "snapshot.h"
 #include "snapshot_internal.h"
 #include "spi_plans.h"
+#include "sync_format.h"
 
 /*
  * The horizon this refresh may move to: the oldest start of a transaction
@@ -87,6 +88,8 @@ refresh_all(RefreshCounts counts[NKINDS])
 	bool		batched;
 
 	memset(counts, 0, sizeof(RefreshCounts) * NKINDS);
+	/* a table of neither sync format stops here, with its errcode and hint */
+	(void) mana_ai_sync_format();
 	snap_run(snap_lock_sql, 0, NULL, NULL, SPI_OK_SELECT);
 	SPI_freetuptable(SPI_tuptable);
 

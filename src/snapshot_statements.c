@@ -23,6 +23,7 @@
 
 #include "snapshot_internal.h"
 #include "spi_plans.h"
+#include "sync_format.h"
 
 /* pg_advisory_xact_lock(REFRESH_LOCK_CLASS, 1|2): one refresh per kind. */
 #define REFRESH_LOCK_CLASS 1835101793	/* 'mana' */
@@ -76,9 +77,10 @@ const KindDef snap_kind_defs[NKINDS] = {
 	"SELECT r.id, r.user_id, r.record_id, r.op, r.data, r.field_timestamps, r.created_at, r.is_agent"
 #define ROWS_OF_SELECT ROWS_COLUMNS \
 	"  FROM mana_ai.snapshot_rows_of($1, $2, $3) AS r"
-#define USER_ROWS_SELECT ROWS_COLUMNS \
-	"  FROM (SELECT s.id, s.user_id, s.record_id, s.op, s.data, s.field_timestamps, s.created_at," \
-	"               s.table_name = 'agents' AS is_agent" \
+/* STAMPS: the stamps column of the format (sync_format.c), named field_timestamps here */
+#define USER_ROWS_SELECT(STAMPS) ROWS_COLUMNS \
+	"  FROM (SELECT s.id, s.user_id, s.record_id, s.op, s.data, s." STAMPS " AS field_timestamps," \
+	"               s.created_at, s.table_name = 'agents' AS is_agent" \
 	"          FROM public.sync_changes s" \
 	"         WHERE s.user_id = $1 AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')" \
 	"           AND s.created_at >= LEAST($2, $3)" \
@@ -88,10 +90,20 @@ const KindDef snap_kind_defs[NKINDS] = {
 	"                    WHERE a.kind = CASE WHEN r.is_agent THEN 'agents' ELSE 'missions' END" \
 	"                      AND a.row_id = r.id)"
 
+/* snapshot_rows_of picks the format's column itself (10_projections.sql) */
 const char *const snap_rows_sql = ROWS_OF_SELECT;
 const char *const snap_rows_unapplied_sql = ROWS_OF_SELECT NOT_APPLIED;
-const char *const snap_user_rows_sql = USER_ROWS_SELECT;
-const char *const snap_user_rows_unapplied_sql = USER_ROWS_SELECT NOT_APPLIED;
+
+/* One text per format, so each keeps its own plan (spi_plans.c). */
+const char *
+snap_user_rows_sql(bool unapplied)
+{
+	if (unapplied)
+		return SYNC_FORMAT_SQL(USER_ROWS_SELECT("field_timestamps") NOT_APPLIED,
+							   USER_ROWS_SELECT("field_meta") NOT_APPLIED);
+	return SYNC_FORMAT_SQL(USER_ROWS_SELECT("field_timestamps"),
+						   USER_ROWS_SELECT("field_meta"));
+}
 
 bool
 snap_rows_of_installed(void)
@@ -103,10 +115,16 @@ snap_rows_of_installed(void)
 									 3, types, true));
 }
 
-const char *const snap_history_sql =
-	"SELECT op, data, field_timestamps, created_at FROM public.sync_changes"
-	" WHERE table_name = $1 AND record_id = $2 AND user_id = $3 AND app_id = 'ai'"
-	" ORDER BY created_at, id";
+#define HISTORY_SQL(STAMPS) \
+	"SELECT op, data, " STAMPS ", created_at FROM public.sync_changes" \
+	" WHERE table_name = $1 AND record_id = $2 AND user_id = $3 AND app_id = 'ai'" \
+	" ORDER BY created_at, id"
+
+const char *
+snap_history_sql(void)
+{
+	return SYNC_FORMAT_SQL(HISTORY_SQL("field_timestamps"), HISTORY_SQL("field_meta"));
+}
 
 const char *const snap_add_tombstones_sql =
 	"INSERT INTO mana_ai.snapshot_tombstones (kind, user_id, record_id)"

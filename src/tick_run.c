@@ -192,7 +192,7 @@ select_phase(Tick *t)
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: selecting due missions");
 	tick_unit_begin(t);
 	mana_ai_spi_connect();
-	if (SPI_execute("SELECT m.user_id, m.mission_id, m.record, m.record ->> 'nextRunAt',"
+	if (SPI_execute("SELECT m.user_id, m.mission_id, m.record, m.slot,"
 					"       m.agent_id, a.agent_id IS NOT NULL, a.record, a.name, a.state, a.deleted,"
 					"       a.max_concurrent_missions, a.max_tokens_per_day,"
 					"       (SELECT coalesce(sum(u.tokens), 0) FROM mana_ai.token_usage u"
@@ -202,7 +202,7 @@ select_phase(Tick *t)
 					"  FROM mana_ai.due_missions m"
 					"  LEFT JOIN mana_ai.agents a ON a.user_id = m.user_id AND a.agent_id = m.agent_id"
 					"  LEFT JOIN mana_ai.mission_attempts t ON t.user_id = m.user_id"
-					"        AND t.mission_id = m.mission_id AND t.slot = m.record ->> 'nextRunAt'"
+					"        AND t.mission_id = m.mission_id AND t.slot = m.slot"
 					/* no user scope can be '': such a record cannot be written back */
 					" WHERE m.user_id <> ''"
 					" ORDER BY m.next_run_at, m.user_id, m.mission_id",

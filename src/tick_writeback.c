@@ -9,9 +9,11 @@
  * the owning agent, under the user's scope), the slot check that makes a
  * crash or a second planner never yield two iterations for one slot, the
  * token usage, and the backoff in mana_ai.mission_attempts that ends in a
- * failed iteration after mana_ai.max_attempts.  Must never write a row
- * for a slot that is no longer the mission's nextRunAt, and never build
- * SQL from data.
+ * failed iteration after mana_ai.max_attempts.  In the current sync
+ * format (SPEC 11.2) the row carries the iterations alone and the next
+ * slot goes to mana_ai.mission_slots.  Must never write a row for a slot
+ * that is no longer the mission's next slot, never write anything but
+ * iterations into a current-format record, and never build SQL from data.
  */
 #include "postgres.h"
 
@@ -30,9 +32,11 @@
 #include "replay.h"
 #include "schedule.h"
 #include "spi_plans.h"
+#include "sync_format.h"
 #include "tick_internal.h"
 
-static const char *write_sql =
+/* The seed format (SPEC 1.1, 4.8-4.9): iterations and the next slot in the record. */
+static const char *write_seed_sql =
 	"INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op,"
 	"       data, field_timestamps, client_id, schema_version, actor)"
 	"SELECT 'ai', 'aiMissions', $2, $1, 'update',"
@@ -53,12 +57,104 @@ static const char *write_sql =
 	"  FROM (SELECT mana_ai.iso_text($8) AS stamp) w,"
 	"       (SELECT mana_ai.build_iteration($4, $5, $8, $6, $7) AS iteration) it";
 
+/*
+ * The current format (SPEC 11.2): the iterations alone, stamped in
+ * field_meta, origin 'agent', and the mission's own space_id (its latest
+ * row that names one) so members of a shared space pull the iteration.
+ * The next slot goes to mana_ai.mission_slots instead ($9).
+ */
+static const char *write_current_sql =
+	"INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op,"
+	"       data, field_meta, client_id, schema_version, actor, origin, space_id)"
+	"SELECT 'ai', 'aiMissions', $2, $1, 'update',"
+	"       jsonb_build_object("
+	"         'iterations', CASE WHEN jsonb_typeof($3 -> 'iterations') = 'array'"
+	"                            THEN $3 -> 'iterations' ELSE '[]'::jsonb END"
+	"                       || jsonb_build_array(it.iteration"
+	"                            || CASE WHEN $12 IS NULL THEN '{}'::jsonb"
+	"                                    ELSE jsonb_build_object('model', $12) END)),"
+	"       jsonb_build_object('iterations', w.stamp),"
+	"       'mana-ai-runner', 1,"
+	"       jsonb_build_object('kind', 'ai', 'principalId', $10, 'displayName', $11,"
+	"                          'missionId', $2, 'iterationId', $4,"
+	"                          'rationale', coalesce($3 ->> 'objective', $3 ->> 'title', '')),"
+	"       'agent',"
+	"       (SELECT s.space_id FROM public.sync_changes s"
+	"         WHERE s.table_name = 'aiMissions' AND s.record_id = $2 AND s.user_id = $1"
+	"           AND s.app_id = 'ai' AND s.space_id IS NOT NULL"
+	"         ORDER BY s.created_at DESC, s.id DESC LIMIT 1)"
+	"  FROM (SELECT mana_ai.iso_text($8) AS stamp) w,"
+	"       (SELECT mana_ai.build_iteration($4, $5, $8, $6, $7) AS iteration) it";
+
+/*
+ * The slot the current format plans next, from the fresh record's
+ * nextRunAt ($3) and mana_ai's own slot state (the same rule as the view
+ * mana_ai.missions): the record's, unless it is not later than the slot
+ * planned last; then the next one kept here.  Locked, so no two writers
+ * settle one slot.
+ */
+static const char *slot_state_sql =
+	"SELECT planned_slot, next_slot FROM mana_ai.mission_slots"
+	" WHERE user_id = $1 AND mission_id = $2 FOR UPDATE";
+
+static const char *effective_slot_sql =
+	"SELECT CASE WHEN x.r IS NULL OR $4::timestamptz IS NULL OR x.r > $4::timestamptz"
+	"            THEN $3 ELSE $5 END"
+	"  FROM (SELECT mana_ai.iso_timestamp($3) AS r) x";
+
+static const char *slot_planned_sql =
+	"INSERT INTO mana_ai.mission_slots (user_id, mission_id, planned_slot, next_slot)"
+	" VALUES ($1, $2, mana_ai.iso_timestamp($3), mana_ai.iso_text($4))"
+	" ON CONFLICT (user_id, mission_id) DO UPDATE"
+	"   SET planned_slot = EXCLUDED.planned_slot, next_slot = EXCLUDED.next_slot,"
+	"       updated_at = now()";
+
 static const char *settled_sql =
 	"DELETE FROM mana_ai.mission_attempts WHERE user_id = $1 AND mission_id = $2";
 
 static const char *tokens_sql =
 	"INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens)"
 	" VALUES ($1, $2, $3, $4)";
+
+/*
+ * The slot the current format would plan now for this mission: its
+ * record's nextRunAt (record_slot, may be NULL) against the slot state.
+ * Runs in the user's scope; palloc'd in the caller's context, or NULL.
+ */
+static char *
+current_slot(Job *job, const char *record_slot)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', 'n', 'n'};
+	char	   *slot = NULL;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(job->user_id);
+	values[1] = CStringGetTextDatum(job->mission_id);
+	values[2] = record_slot ? CStringGetTextDatum(record_slot) : (Datum) 0;
+	nulls[2] = record_slot ? ' ' : 'n';
+	mana_ai_spi_connect();
+	mana_ai_run_kept(slot_state_sql, 2, types, 0, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		values[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		nulls[3] = isnull ? 'n' : ' ';
+		values[4] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		nulls[4] = isnull ? 'n' : ' ';
+	}
+	mana_ai_run_kept(effective_slot_sql, 5, types, 0, values, nulls, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		slot = v ? MemoryContextStrdup(caller, v) : NULL;
+	}
+	mana_ai_spi_finish();
+	MemoryContextSwitchTo(caller);
+	return slot;
+}
 
 /*
  * Append the iteration and the next slot to the mission as the owning
@@ -73,6 +169,7 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	int			scope = mana_ai_enter_user_scope(job->user_id);
 	Jsonb	   *fresh = mana_ai_replay_record(job->user_id, "ai", "aiMissions", job->mission_id);
 	char	   *fresh_slot = jb_member_text(fresh, "nextRunAt");
+	bool		current = mana_ai_sync_format() == SYNC_FORMAT_CURRENT;
 	Jsonb	   *cadence;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = 0;
@@ -84,6 +181,8 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	/* a failed iteration keeps exactly SPEC 1.3's shape: no model */
 	const char *model = (job->prepared && error == NULL) ? job->call->model : NULL;
 
+	if (current && fresh != NULL)
+		fresh_slot = current_slot(job, fresh_slot);
 	if (fresh == NULL || fresh_slot == NULL || strcmp(fresh_slot, job->slot) != 0)
 	{
 		mana_ai_leave_user_scope(scope);
@@ -115,7 +214,18 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	nulls[11] = model ? ' ' : 'n';
 
 	mana_ai_spi_connect();
-	mana_ai_run_kept(write_sql, 12, types, 0, values, nulls, SPI_OK_INSERT);
+	mana_ai_run_kept(current ? write_current_sql : write_seed_sql, 12, types, 0,
+					 values, nulls, SPI_OK_INSERT);
+	if (current)
+	{
+		Oid			slot_types[4] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+		Datum		slot_values[4] = {values[0], values[1],
+		CStringGetTextDatum(job->slot), values[8]};
+		char		slot_nulls[4] = {' ', ' ', ' ', nulls[8]};
+
+		mana_ai_run_kept(slot_planned_sql, 4, slot_types, 0, slot_values, slot_nulls,
+						 SPI_OK_INSERT);
+	}
 
 	/* The slot is settled: forget its failures. */
 	mana_ai_run_kept(settled_sql, 2, types, 0, values, NULL, SPI_OK_DELETE);

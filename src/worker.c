@@ -45,6 +45,7 @@
 #include "mana_ai.h"
 #include "shmem.h"
 #include "spi_plans.h"
+#include "sync_format.h"
 #include "tick.h"
 
 /* How often the launcher re-checks a missing database or role. */
@@ -65,6 +66,7 @@ typedef struct WorkerState
 	bool		waiting_logged; /* "extension missing" said once */
 	bool		recovered;		/* unfinished tick runs marked failed */
 	char		last_error[256];	/* the last ERROR reported, said once */
+	int			format;			/* sync format last logged, -1: none yet */
 } WorkerState;
 
 typedef enum LauncherWait
@@ -83,6 +85,7 @@ static bool database_exists(const char *name);
 static void log_launcher_wait(LauncherWait wait);
 static bool start_tick_worker(BackgroundWorkerHandle **handle);
 static bool extension_installed(void);
+static void check_sync_format(WorkerState *state);
 static void mark_unfinished_ticks_failed(void);
 static void worker_shmem_exit(int code, Datum arg);
 static int	worker_cycle(MemoryContext tick_context, WorkerState *state);
@@ -315,7 +318,7 @@ void
 mana_ai_worker_main(Datum main_arg)
 {
 	const char *role = (mana_ai_role != NULL && mana_ai_role[0] != '\0') ? mana_ai_role : NULL;
-	WorkerState state = {false, false, ""};
+	WorkerState state = {false, false, "", -1};
 	MemoryContext tick_context;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -415,6 +418,8 @@ worker_cycle(MemoryContext tick_context, WorkerState *state)
 					 edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ?
 					 errhint("The worker retries every %d s; see the README for the privileges its role needs.",
 							 ERROR_RETRY_MS / 1000) :
+					 edata->hint ?
+					 errhint("%s The worker retries every %d s.", edata->hint, ERROR_RETRY_MS / 1000) :
 					 errhint("The worker retries every %d s.", ERROR_RETRY_MS / 1000)));
 			strlcpy(state->last_error, edata->message, sizeof(state->last_error));
 		}
@@ -461,6 +466,7 @@ worker_cycle_body(MemoryContext tick_context, WorkerState *state)
 			state->recovered = true;
 		}
 
+		check_sync_format(state);
 		timeout_ms = mana_ai_worker_tick_cycle(tick_context);
 	}
 	return timeout_ms;
@@ -488,6 +494,28 @@ extension_installed(void)
 	found = OidIsValid(get_extension_oid("mana_ai", true));
 	CommitTransactionCommand();
 	return found;
+}
+
+/*
+ * Before every tick: which sync_changes format the database has now
+ * (sync_format.c), said in the log when it is first seen or changes (a
+ * migration in place).  A table that matches neither raises here, before
+ * a tick run is opened, and worker_cycle says so once and waits.
+ */
+static void
+check_sync_format(WorkerState *state)
+{
+	SyncFormat	format;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	format = mana_ai_sync_format();
+	CommitTransactionCommand();
+	if ((int) format != state->format)
+		ereport(LOG,
+				(errmsg("mana_ai worker: public.sync_changes is in the %s sync format",
+						format == SYNC_FORMAT_CURRENT ? "current (field_meta)" : "seed (field_timestamps)")));
+	state->format = (int) format;
 }
 
 /*

@@ -106,8 +106,29 @@ COMMENT ON COLUMN mana_ai.tools.shipped IS
 -- The shipped rows are inserted by 55_tool_catalog.sql, after the
 -- validating trigger exists (50_planner.sql).
 
+-- The slot state of the current sync format (SPEC 11.2, issue 17): there
+-- mana_ai may write nothing into a mission but its iterations, so the
+-- next slot of a mission it planned is kept here instead of in the
+-- record's nextRunAt.  planned_slot is the slot last planned, next_slot
+-- the one after it by the cadence as the ISO-8601 text the seed format
+-- writes into nextRunAt (NULL: manual, or no valid cadence).
+-- mana_ai.missions.next_run_at reads: the record's nextRunAt when it is
+-- later than planned_slot (the web app moved it), else next_slot (README,
+-- "The slot state").  The seed format writes nextRunAt and no row here.
+CREATE TABLE mana_ai.mission_slots (
+    user_id       text        NOT NULL,
+    mission_id    text        NOT NULL,
+    planned_slot  timestamptz NOT NULL,
+    next_slot     text,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, mission_id)
+);
+COMMENT ON TABLE mana_ai.mission_slots IS
+    'Current sync format: the slot mana_ai last planned per mission and the next one, kept out of the user''s record';
 
--- Dumped by pg_dump: the audit trail and a DBA's own tools (SPEC 9).
+-- Dumped by pg_dump: the audit trail, a DBA's own tools (SPEC 9) and the
+-- slot state (without it a restored database would plan a slot again).
 SELECT pg_catalog.pg_extension_config_dump('mana_ai.decrypt_audit', '');
 SELECT pg_catalog.pg_extension_config_dump('mana_ai.decrypt_audit_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('mana_ai.tools', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.mission_slots', '');

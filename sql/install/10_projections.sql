@@ -225,6 +225,17 @@ $$;
 COMMENT ON FUNCTION mana_ai.snapshot_users_since(text, timestamptz) IS
     'The only cross-user read of the refresh: ids of users with new aiMissions/agents rows (NULL table_name: either), never data';
 
+-- Which sync_changes format this database has, from the catalog
+-- (sync_format.c): 'seed' (SPEC 1.1, field_timestamps) or 'current'
+-- (SPEC 11.1, field_meta, origin, space_id); an error naming both when
+-- the table matches neither.  Reads no user data.
+CREATE FUNCTION mana_ai.sync_format() RETURNS text
+    LANGUAGE c STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mana_ai_sync_format_sql';
+COMMENT ON FUNCTION mana_ai.sync_format() IS
+    'The format of public.sync_changes: seed (field_timestamps) or current (field_meta, origin, space_id)';
+
 -- THE REFRESH'S BATCHED READ.  The aiMissions and agents rows of the ai
 -- app of the listed users created at or after each kind's horizon, for
 -- the refresh only (granted to the worker's role alone): one statement
@@ -240,15 +251,32 @@ CREATE FUNCTION mana_ai.snapshot_rows_of(user_ids text[], missions_since timesta
                                          agents_since timestamptz)
     RETURNS TABLE (id uuid, user_id text, record_id text, op text, data jsonb,
                    field_timestamps jsonb, created_at timestamptz, is_agent boolean)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-SELECT s.id, s.user_id, s.record_id, s.op, s.data, s.field_timestamps, s.created_at,
-       s.table_name = 'agents'
-  FROM public.sync_changes s
- WHERE s.user_id = ANY (user_ids) AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')
-   AND s.created_at >= LEAST(missions_since, agents_since)
-   AND s.created_at >= CASE s.table_name WHEN 'agents' THEN agents_since ELSE missions_since END
+BEGIN
+    -- One static query per sync format (SPEC 1.1 field_timestamps, SPEC
+    -- 11.1 field_meta; the result column keeps the first name): PL/pgSQL
+    -- plans a query when it first runs, so the other format's column is
+    -- never looked up.
+    IF mana_ai.sync_format() = 'current' THEN
+        RETURN QUERY
+        SELECT s.id, s.user_id, s.record_id, s.op, s.data, s.field_meta, s.created_at,
+               s.table_name = 'agents'
+          FROM public.sync_changes s
+         WHERE s.user_id = ANY (user_ids) AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')
+           AND s.created_at >= LEAST(missions_since, agents_since)
+           AND s.created_at >= CASE s.table_name WHEN 'agents' THEN agents_since ELSE missions_since END;
+    ELSE
+        RETURN QUERY
+        SELECT s.id, s.user_id, s.record_id, s.op, s.data, s.field_timestamps, s.created_at,
+               s.table_name = 'agents'
+          FROM public.sync_changes s
+         WHERE s.user_id = ANY (user_ids) AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')
+           AND s.created_at >= LEAST(missions_since, agents_since)
+           AND s.created_at >= CASE s.table_name WHEN 'agents' THEN agents_since ELSE missions_since END;
+    END IF;
+END
 $$;
 COMMENT ON FUNCTION mana_ai.snapshot_rows_of(text[], timestamptz, timestamptz) IS
     'The refresh''s batched read: the aiMissions/agents rows of the listed users since each kind''s horizon';
@@ -268,6 +296,12 @@ COMMENT ON FUNCTION mana_ai.refresh_snapshots() IS
 -- EXECUTE on iso_timestamp, and the due scan over one row per mission is
 -- cheap next to the tick itself.
 
+-- next_run_at is the slot mana_ai plans next: the record's nextRunAt,
+-- unless mana_ai has planned it in the current sync format and the web
+-- app has not moved it past that slot since; then mana_ai's own next
+-- slot (mission_slots, README "The slot state").  slot is its text, the
+-- key of mission_attempts.  In the seed format mission_slots is empty and
+-- both are the record's nextRunAt.
 CREATE VIEW mana_ai.missions AS
 SELECT s.user_id,
        s.mission_id,
@@ -275,7 +309,7 @@ SELECT s.user_id,
        s.record ->> 'objective'                              AS objective,
        s.record ->> 'state'                                  AS state,
        s.record -> 'cadence'                                 AS cadence,
-       mana_ai.iso_timestamp(s.record ->> 'nextRunAt')       AS next_run_at,
+       n.next_run_at,
        s.record ->> 'agentId'                                AS agent_id,
        coalesce(jsonb_typeof(s.record -> 'grant') = 'object', false) AS has_grant,
        CASE WHEN jsonb_typeof(s.record -> 'iterations') = 'array'
@@ -284,15 +318,23 @@ SELECT s.user_id,
        mana_ai.iso_timestamp(s.record ->> 'deletedAt')       AS deleted_at,
        (s.record ->> 'state') = 'active'
          AND NOT coalesce(jsonb_typeof(s.record -> 'deletedAt') NOT IN ('null'), false)
-         AND coalesce(mana_ai.iso_timestamp(s.record ->> 'nextRunAt') <= now(), false) AS due,
+         AND coalesce(n.next_run_at <= now(), false)         AS due,
        mana_ai.iso_timestamp(s.record ->> 'createdAt')       AS created_at,
        mana_ai.iso_timestamp(s.record ->> 'updatedAt')       AS updated_at,
        s.last_applied_at,
        s.updated_at                                          AS snapshot_updated_at,
-       s.record
-  FROM mana_ai.mission_snapshots s;
+       s.record,
+       n.slot
+  FROM mana_ai.mission_snapshots s
+  LEFT JOIN mana_ai.mission_slots p ON p.user_id = s.user_id AND p.mission_id = s.mission_id
+  CROSS JOIN LATERAL (SELECT mana_ai.iso_timestamp(s.record ->> 'nextRunAt') AS r) x
+  CROSS JOIN LATERAL (
+      SELECT CASE WHEN x.r IS NULL OR p.planned_slot IS NULL OR x.r > p.planned_slot
+                  THEN x.r ELSE mana_ai.iso_timestamp(p.next_slot) END AS next_run_at,
+             CASE WHEN x.r IS NULL OR p.planned_slot IS NULL OR x.r > p.planned_slot
+                  THEN s.record ->> 'nextRunAt' ELSE p.next_slot END AS slot) n;
 COMMENT ON VIEW mana_ai.missions IS
-    'Every mission snapshot with typed columns; soft-deleted missions show deleted = true';
+    'Every mission snapshot with typed columns; soft-deleted missions show deleted = true; next_run_at is the slot mana_ai plans next';
 
 CREATE VIEW mana_ai.due_missions AS
 SELECT m.*

@@ -16,6 +16,9 @@ GRANT EXECUTE ON FUNCTION mana_ai.next_run_at(jsonb, timestamptz),
                           mana_ai.next_run_at_in(jsonb, timestamptz, text),
                           mana_ai.tool_parameters_error(jsonb) TO PUBLIC;
 
+-- Which sync format the database has reads the catalog only (issue 17).
+GRANT EXECUTE ON FUNCTION mana_ai.sync_format() TO PUBLIC;
+
 -- read_decrypt_audit is granted to nobody: it shows whichever user
 -- app.current_user_id names, and any session can set that.  Only the
 -- application's role, which sets it per request, should call it (the

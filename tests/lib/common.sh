@@ -3,6 +3,17 @@
 # fail MESSAGE: print and exit non-zero.
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# The sync_changes format the tests run in (tests/fixtures/sync_changes.sql
+# reads the same variable): FORMAT=current (the default, SPEC 11.1) or
+# FORMAT=seed (SPEC 1.1).  STAMPS is that format's stamps column.
+FORMAT=${FORMAT:-current}
+export FORMAT
+case $FORMAT in
+    seed) STAMPS=field_timestamps ;;
+    current) STAMPS=field_meta ;;
+    *) fail "FORMAT must be current or seed, not '$FORMAT'" ;;
+esac
+
 # q DB SQL...: one value, unaligned, quiet.
 q() { local db=$1; shift; psql -X -v ON_ERROR_STOP=1 -qAt -d "$db" "$@"; }
 

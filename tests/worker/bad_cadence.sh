@@ -82,10 +82,17 @@ for m in zero cron; do
     [ "$(q mana_sync -c "SELECT data -> 'iterations' -> 0 ->> 'overallStatus' || '|' || (data -> 'iterations' -> 0 -> 'errorDetails' ->> 'phase')
                                || '|' || (data -> 'iterations' -> 0 -> 'errorDetails' ->> 'name') $r")" = "failed|resolving-inputs|CadenceError" ] \
         || fail "m-$m iteration: $(q mana_sync -c "SELECT data -> 'iterations' $r")"
-    [ "$(q mana_sync -c "SELECT data -> 'nextRunAt' = 'null' AND field_timestamps ? 'nextRunAt' $r")" = t ] \
-        || fail "m-$m: nextRunAt not cleared: $(q mana_sync -c "SELECT data -> 'nextRunAt' $r")"
-    [ "$(q mana_sync -c "SELECT mana_ai.replay_record('u-$m', 'ai', 'aiMissions', 'm-$m') -> 'nextRunAt'")" = null ] \
-        || fail "m-$m: the merged record still has a nextRunAt"
+    if [ "$FORMAT" = seed ]; then
+        [ "$(q mana_sync -c "SELECT data -> 'nextRunAt' = 'null' AND field_timestamps ? 'nextRunAt' $r")" = t ] \
+            || fail "m-$m: nextRunAt not cleared: $(q mana_sync -c "SELECT data -> 'nextRunAt' $r")"
+        [ "$(q mana_sync -c "SELECT mana_ai.replay_record('u-$m', 'ai', 'aiMissions', 'm-$m') -> 'nextRunAt'")" = null ] \
+            || fail "m-$m: the merged record still has a nextRunAt"
+    else
+        # current: no next slot in mana_ai's own state, nothing but iterations written
+        [ "$(q mana_sync -c "SELECT next_slot IS NULL FROM mana_ai.mission_slots WHERE mission_id = 'm-$m'")" = t ] \
+            || fail "m-$m: the slot state still has a next slot"
+        [ "$(q mana_sync -c "SELECT data - 'iterations' = '{}' $r")" = t ] || fail "m-$m: more than iterations written"
+    fi
 done
 msg() { q mana_sync -c "SELECT data -> 'iterations' -> 0 -> 'errorDetails' ->> 'message' FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = '$1'"; }
 [[ "$(msg m-zero)" == 'invalid cadence: interval cadence field "everyMinutes" is out of range'* ]] || fail "m-zero message: $(msg m-zero)"
@@ -162,7 +169,9 @@ reslot m-zero u-zero '{"cadence": {"kind": "interval", "everyMinutes": 30}, "nex
 poll_until 20 mana_sync "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = 'm-zero'" 3 \
     || fail "m-zero with a fixed cadence was not planned"
 r="FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = 'm-zero' ORDER BY created_at DESC, id DESC LIMIT 1"
-[ "$(q mana_sync -c "SELECT (data -> 'iterations' -> -1 ->> 'overallStatus') || '|' || (mana_ai.iso_timestamp(data ->> 'nextRunAt') - mana_ai.iso_timestamp(data ->> 'updatedAt')) $r")" = "awaiting-review|00:30:00" ] \
+next="mana_ai.iso_timestamp(data ->> 'nextRunAt') - mana_ai.iso_timestamp(data ->> 'updatedAt')"
+[ "$FORMAT" = seed ] || next="(SELECT mana_ai.iso_timestamp(p.next_slot) FROM mana_ai.mission_slots p WHERE p.mission_id = 'm-zero') - mana_ai.iso_timestamp(field_meta ->> 'iterations')"
+[ "$(q mana_sync -c "SELECT (data -> 'iterations' -> -1 ->> 'overallStatus') || '|' || ($next) $r")" = "awaiting-review|00:30:00" ] \
     || fail "m-zero fixed: $(q mana_sync -c "SELECT data $r")"
 [ "$(calls zero)" = 1 ] || fail "m-zero fixed: $(calls zero) LLM calls, wanted 1"
 echo "m-zero: a second failed iteration for its second slot, then planned once its cadence was fixed"

@@ -46,8 +46,12 @@ declare -A objective=([t-two]="Zwei Runden" [t-three]="Drei Runden [mock:tools-r
 for m in "${!objective[@]}"; do
     row="FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = '$m'"
     check "op = 'update' AND app_id = 'ai' AND table_name = 'aiMissions' AND schema_version = 1 $row" "$m: row columns"
-    check "(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(data) k) = '{iterations,nextRunAt,updatedAt}' $row" "$m: data keys"
-    check "(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(field_timestamps) k) = '{iterations,nextRunAt,updatedAt}' $row" "$m: stamps"
+    # seed (SPEC 4.8): iterations and the next slot; current (SPEC 11.2): iterations alone
+    keys='{iterations,nextRunAt,updatedAt}'
+    [ "$FORMAT" = seed ] || keys='{iterations}'
+    check "(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(data) k) = '$keys' $row" "$m: data keys"
+    check "(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys($STAMPS) k) = '$keys' $row" "$m: stamps"
+    [ "$FORMAT" = seed ] || check "origin = 'agent' $row" "$m: origin"
     check "actor = jsonb_build_object('kind', 'ai', 'principalId', 'legacy:ai-default', 'displayName', 'Mana',
                                       'missionId', '$m', 'iterationId', data -> 'iterations' -> 0 ->> 'id',
                                       'rationale', '${objective[$m]}') $row" \

@@ -1,0 +1,29 @@
+/*
+ * sync_format.h: which of the two sync_changes formats this database has
+ * (SPEC 1.1 seed: field_timestamps; SPEC 11.1 current: field_meta,
+ * origin, space_id), read from the catalog.
+ */
+#ifndef MANA_AI_SYNC_FORMAT_H
+#define MANA_AI_SYNC_FORMAT_H
+
+#include "postgres.h"
+
+typedef enum SyncFormat
+{
+	SYNC_FORMAT_SEED,			/* SPEC 1.1: field_timestamps */
+	SYNC_FORMAT_CURRENT			/* SPEC 11.1: field_meta, origin, space_id */
+} SyncFormat;
+
+/*
+ * The format of public.sync_changes as the catalog states it now (the
+ * syscache, so a migration in place is seen by the next statement that
+ * asks).  ERROR (feature not supported, or undefined table) when the
+ * table matches neither format.  Needs a transaction.
+ */
+extern SyncFormat mana_ai_sync_format(void);
+
+/* Pick the statement text for the current format (constant texts only). */
+#define SYNC_FORMAT_SQL(seed_sql, current_sql) \
+	(mana_ai_sync_format() == SYNC_FORMAT_CURRENT ? (current_sql) : (seed_sql))
+
+#endif
