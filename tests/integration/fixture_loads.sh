@@ -9,6 +9,7 @@
 #
 # Runs inside tests/lib/with_cluster.sh (PG* set), cwd = repo root.
 set -euo pipefail
+source tests/lib/common.sh   # FORMAT and STAMPS (the format under test)
 
 db=mana_fixture_check
 role=mana_fixture_reader
@@ -110,7 +111,7 @@ check "goals with target.period and with top-level period" "true|true" \
    FROM sync_changes WHERE table_name = 'companionGoals' AND op = 'insert'"
 check "stamps in Z, .000Z and +02:00 forms" "true|true|true" \
 "SELECT bool_or(v ~ ':[0-9]{2}Z\$') || '|' || bool_or(v ~ '\\.[0-9]{3}Z\$') || '|' || bool_or(v ~ '\\+02:00\$')
-   FROM sync_changes, jsonb_each_text(field_timestamps) AS f(k, v)"
+   FROM sync_changes, jsonb_each_text($STAMPS) AS f(k, v)"
 check "every row has client_id and actor" "0" \
 "SELECT count(*) FROM sync_changes WHERE client_id = '' OR actor IS NULL"
 check "runner-written iteration rows carry an ai actor" "t" \

@@ -6,6 +6,7 @@
 # Two sessions: session A is a psql kept open on a FIFO; session B is
 # ordinary one-shot psql calls.  Run inside tests/lib/with_cluster.sh.
 set -euo pipefail
+source tests/lib/common.sh   # FORMAT and STAMPS (the format under test)
 db=mana_late_$$
 work=$(mktemp -d)
 apid=
@@ -79,7 +80,7 @@ out=$(q -c "SELECT rows_applied FROM mana_ai.refresh_snapshots() WHERE kind = 'm
 got=$(q -c "SELECT record->>'title' || '|' || (record->>'objective') FROM mana_ai.mission_snapshots WHERE mission_id = 'm1'")
 [ "$got" = "from B|from the late transaction" ] || fail "late row not folded in: $got"
 mism=$(q -c "SELECT count(*) FROM mana_ai.mission_snapshots s WHERE s.record IS DISTINCT FROM
-  (SELECT mana_ai.lww_merge(record_id, op, data, field_timestamps, created_at ORDER BY created_at, id)
+  (SELECT mana_ai.lww_merge(record_id, op, data, $STAMPS, created_at ORDER BY created_at, id)
      FROM public.sync_changes c WHERE c.user_id = s.user_id AND c.record_id = s.mission_id AND c.table_name = 'aiMissions')")
 [ "$mism" = 0 ] || fail "snapshot differs from a full replay"
 out=$(q -c "SELECT sum(rows_applied) FROM mana_ai.refresh_snapshots()")

@@ -62,9 +62,10 @@ EOF
 as_pg "$bindir/pg_ctl" -D "$work/pub/data" -l "$work/pub/log" -w -t 60 start >/dev/null
 PGHOST=127.0.0.1 PGPORT=$pport q postgres -c "CREATE DATABASE mana_pub" >/dev/null
 PGHOST=127.0.0.1 PGPORT=$pport psql -X -q -v ON_ERROR_STOP=1 -d mana_pub -f tests/fixtures/sync_changes.sql >/dev/null 2>&1
-pub >/dev/null <<'SQL'
-CREATE PUBLICATION pub_local FOR TABLE public.sync_changes
-    (id, app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, schema_version, actor);
+pubcols="id, app_id, table_name, record_id, user_id, op, data, $STAMPS, client_id, schema_version, actor"
+[ "$FORMAT" = seed ] || pubcols="$pubcols, origin, space_id"
+pub >/dev/null <<SQL
+CREATE PUBLICATION pub_local FOR TABLE public.sync_changes ($pubcols);
 CREATE PUBLICATION pub_all FOR TABLE public.sync_changes;
 SQL
 conninfo="host=127.0.0.1 port=$pport dbname=mana_pub user=$PGUSER password=$PGPASSWORD"
@@ -169,7 +170,7 @@ out=$(applied)
     || fail "with a subscription the horizon does not trail now() by late_row_window"
 
 mism=$(sub -c "SELECT count(*) FROM mana_ai.mission_snapshots s WHERE s.record IS DISTINCT FROM
-  (SELECT mana_ai.lww_merge(record_id, op, data, field_timestamps, created_at ORDER BY created_at, id)
+  (SELECT mana_ai.lww_merge(record_id, op, data, $STAMPS, created_at ORDER BY created_at, id)
      FROM public.sync_changes c WHERE c.user_id = s.user_id AND c.record_id = s.mission_id AND c.table_name = 'aiMissions')")
 [ "$mism" = 0 ] || fail "a snapshot differs from a full replay"
 sub -c "DROP SUBSCRIPTION sub_all" >/dev/null

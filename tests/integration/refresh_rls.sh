@@ -4,6 +4,7 @@
 # row-level security, over two users' data: both users' snapshots must be
 # right (SPEC 3, least privilege).  Run inside tests/lib/with_cluster.sh.
 set -euo pipefail
+source tests/lib/common.sh   # FORMAT and STAMPS (the format under test)
 db=mana_rls_$$
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cleanup() { dropdb --if-exists "$db" >/dev/null 2>&1 || true; psql -X -q -d postgres -c "DROP ROLE IF EXISTS mana_worker_t" >/dev/null 2>&1 || true; }
@@ -34,7 +35,7 @@ for u in alice bob; do
 q >/dev/null <<SQL
 BEGIN;
 SELECT set_config('app.current_user_id', '$u', true);
-INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, $STAMPS, client_id)
 SELECT 'ai', 'aiMissions', 'm' || (g % 5), '$u', CASE WHEN g < 5 THEN 'insert' ELSE 'update' END,
        jsonb_build_object('title', '$u-' || g, 'state', 'active'), '{}', 'web'
   FROM generate_series(0, 19) g;
@@ -56,7 +57,7 @@ echo "$out"
 # every snapshot equals the full replay computed by the superuser
 mism=$(q -c "
 WITH r AS (SELECT user_id, record_id,
-                  mana_ai.lww_merge(record_id, op, data, field_timestamps, created_at ORDER BY created_at, id) AS rec
+                  mana_ai.lww_merge(record_id, op, data, $STAMPS, created_at ORDER BY created_at, id) AS rec
              FROM public.sync_changes WHERE table_name = 'aiMissions' GROUP BY 1, 2)
 SELECT count(*) FROM r FULL JOIN mana_ai.mission_snapshots s
     ON s.user_id = r.user_id AND s.mission_id = r.record_id

@@ -125,6 +125,7 @@ mana_ai.record_mission_runs(tick_id bigint, runs jsonb)
 mana_ai.refresh_horizon()
 mana_ai.snapshot_rows_of(user_ids text[], missions_since timestamp with time zone, agents_since timestamp with time zone)
 mana_ai.snapshot_users_since(table_name text, since timestamp with time zone)
+mana_ai.sync_format()
 mana_ai.tool_parameters_error(parameters jsonb)
 public.mana_ai_tick()"
 got=$(q "$db" -c "SELECT format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) COLLATE \"C\"

@@ -4,6 +4,13 @@
 -- Runs in a database with pgtap, mana_ai and tests/fixtures/sync_changes.sql.
 BEGIN;
 SELECT plan(101);
+-- The log's rows with the stamps column of the format under test
+-- (FORMAT, format.psql) named field_timestamps; inserts go through it.
+\ir ../fixtures/format.psql
+CREATE VIEW pg_temp.sync_rows AS
+SELECT id, app_id, table_name, record_id, user_id, op, data, :"stamps" AS field_timestamps,
+       client_id, created_at
+  FROM public.sync_changes;
 
 -- ---- tables: every column and index ----
 SELECT has_table('mana_ai', 'mission_snapshots', 'mission_snapshots exists');
@@ -102,7 +109,7 @@ SELECT throws_ok($$SELECT mana_ai.replay_record('', 'ai', 'aiMissions', 'x')$$, 
 
 -- ---- behaviour under a user's scope and as an ordinary role ----
 DELETE FROM public.sync_changes;
-INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id) VALUES
+INSERT INTO pg_temp.sync_rows (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id) VALUES
  ('ai', 'aiMissions', 'p1', 'tap_a', 'insert', '{"title": "A1", "state": "active", "nextRunAt": "2020-01-01T00:00:00Z", "grant": {"wrappedKey": "k"}}', '{}', 'web'),
  ('ai', 'aiMissions', 'p2', 'tap_a', 'insert', '{"title": "A2", "state": "active", "nextRunAt": "2020-01-01T00:00:00Z", "deletedAt": "2026-01-01T00:00:00Z"}', '{}', 'web'),
  ('ai', 'aiMissions', 'p3', 'tap_a', 'insert', '{"title": "A3", "state": "paused", "nextRunAt": "2020-01-01T00:00:00Z"}', '{}', 'web'),
@@ -144,7 +151,7 @@ CREATE FUNCTION pg_temp.mismatches() RETURNS bigint LANGUAGE sql AS $$
   WITH r AS (
     SELECT user_id, table_name, record_id,
            mana_ai.lww_merge(record_id, op, data, field_timestamps, created_at ORDER BY created_at, id) AS rec
-      FROM public.sync_changes WHERE app_id = 'ai' GROUP BY 1, 2, 3)
+      FROM pg_temp.sync_rows WHERE app_id = 'ai' GROUP BY 1, 2, 3)
   SELECT count(*) FROM r
     FULL JOIN (SELECT user_id, 'aiMissions' AS table_name, mission_id AS record_id, record FROM mana_ai.mission_snapshots
                UNION ALL
@@ -194,7 +201,7 @@ BEGIN
             r := random();
             IF r < 0.04 THEN d := '[1, 2]'; ELSIF r < 0.07 THEN ft := '"stamps"'; END IF;
             r := random();
-            INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, created_at)
+            INSERT INTO pg_temp.sync_rows (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, created_at)
             VALUES ('ai', CASE WHEN random() < 0.75 THEN 'aiMissions' ELSE 'agents' END,
                     'r' || floor(random() * 3)::int, 'u' || floor(random() * 2)::int,
                     CASE WHEN r < 0.06 THEN 'delete' WHEN r < 0.4 THEN 'insert' ELSE 'update' END,

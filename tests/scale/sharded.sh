@@ -131,10 +131,10 @@ SQL
 load_users 0; load_users 1
 
 # The user who will move (from p0 to p1) has a longer history: an agent,
-# an edited mission (field_timestamps) and a deleted one.
+# an edited mission (stamps) and a deleted one.
 mover=$(cut -d, -f1 <<<"${users[0]}")
-PGPORT=${ports[0]} q mana_sync -v u="$mover" <<'SQL' >/dev/null
-INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, created_at) VALUES
+PGPORT=${ports[0]} q mana_sync -v u="$mover" -v stamps="$STAMPS" <<'SQL' >/dev/null
+INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, :"stamps", client_id, created_at) VALUES
 ('ai', 'agents', 'ag-mover', :'u', 'insert',
  '{"name": "Umzug", "role": "Plant", "state": "active", "maxConcurrentMissions": 5,
    "policy": {"tools": {}, "defaultForAi": "propose"}}', '{}', 'web', now() - interval '50 minutes'),
