@@ -14,6 +14,9 @@
 #      shared_preload_libraries=mana_ai (options from a "# cluster:" line)
 #   7. each tests/scale/*.sh in its own cluster without preload; a scale
 #      test starts the further clusters it needs itself (and stops them)
+#   8. steps 4-7 run in the current sync format (SPEC 11.1); pg_regress,
+#      pgTAP, tick_e2e, tools_e2e, kill9, dump_restore and upgrade run
+#      again in the seed format (FORMAT=seed, SPEC 1.1) as seed/...
 #
 # Prints the output of whatever failed, then one line "N passed, M failed";
 # exits non-zero on any failure.  ONLY=pattern runs the matching tests.
@@ -159,5 +162,35 @@ run_shell_tests tests/worker "--preload"
 
 echo "== scale tests (a cluster each, plus the clusters the test starts)"
 run_shell_tests tests/scale ""
+
+# The seed sync format (SPEC 1.1, field_timestamps): everything above runs
+# in the current one (SPEC 11.1, tests/fixtures/sync_changes.sql's default);
+# these run again with FORMAT=seed, named seed/...  kill9 with fewer kills.
+echo "== seed sync format (FORMAT=seed)"
+if wanted seed/regress || wanted seed/pgtap; then
+    mkdir -p "$logs/seed"
+    FORMAT=seed timeout 900 bash tests/lib/with_cluster.sh -- bash tests/lib/sql_suites.sh "$logs/seed" > "$logs/seed/sql_suites.log" 2>&1 || true
+    if [ -f "$logs/seed/sql_suites.results" ]; then
+        while read -r verdict name file; do
+            if [ "$verdict" = ok ]; then pass "seed/$name"; else flunk "seed/$name" "$file"; fi
+        done < "$logs/seed/sql_suites.results"
+    else
+        flunk seed/sql-suites "$logs/seed/sql_suites.log"
+    fi
+    [ -f "$logs/seed/regression.diffs" ] && { echo "  ----- seed regression.diffs"; sed 's/^/  | /' "$logs/seed/regression.diffs"; }
+fi
+for t in tests/worker/tick_e2e.sh tests/worker/tools_e2e.sh tests/worker/kill9.sh \
+         tests/worker/dump_restore.sh tests/integration/upgrade.sh; do
+    name=seed/${t#tests/}; name=${name%.sh}
+    wanted "$name" || continue
+    opts=$(sed -n 's/^# cluster: *//p' "$t" | head -1)
+    # shellcheck disable=SC2086
+    if FORMAT=seed KILLS_LLM=6 KILLS_WRITE=2 timeout 600 bash tests/lib/with_cluster.sh $opts -- bash "$t" \
+           > "$logs/${name//\//_}.log" 2>&1; then
+        pass "$name"
+    else
+        flunk "$name" "$logs/${name//\//_}.log"
+    fi
+done
 
 summary

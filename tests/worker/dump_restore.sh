@@ -2,7 +2,8 @@
 # cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.role=mana_runner
 # pg_dump -Fc of a planned mana_sync, pg_restore into a new database:
 #  - the DBA-added tool and every decrypt_audit row (ids included) come
-#    back; the shipped tools are those of CREATE EXTENSION, once;
+#    back; the shipped tools are those of CREATE EXTENSION, once; so does
+#    the current format's slot state (mana_ai.mission_slots);
 #  - derived state does not: snapshots, the refresh cursor's bookkeeping
 #    and tick_runs are empty after the restore;
 #  - the worker, pointed at the restored database (mana_ai.database, a
@@ -43,10 +44,13 @@ q mana_sync -c "SELECT count(*) FROM mana_ai.refresh_snapshots()" >/dev/null
 
 audit="SELECT id, user_id, mission_id, iteration_id, table_name, record_id, status, reason, ts FROM mana_ai.decrypt_audit ORDER BY id"
 tools="SELECT name, module, description, parameters, shipped FROM mana_ai.tools ORDER BY name"
-snaps="SELECT user_id, mission_id, record ->> 'nextRunAt' FROM mana_ai.mission_snapshots ORDER BY 1, 2"
+# next_run_at: the record's nextRunAt (seed format) or the slot state's (current)
+snaps="SELECT user_id, mission_id, record ->> 'nextRunAt', next_run_at FROM mana_ai.missions ORDER BY 1, 2"
+slots="SELECT user_id, mission_id, planned_slot, next_slot FROM mana_ai.mission_slots ORDER BY 1, 2"
 q mana_sync -c "$audit" > "$tmp/audit.before"
 q mana_sync -c "$tools" > "$tmp/tools.before"
 q mana_sync -c "$snaps" > "$tmp/snaps.before"
+q mana_sync -c "$slots" > "$tmp/slots.before"
 q mana_sync -c "SELECT record_id, data ->> 'nextRunAt' FROM sync_changes WHERE client_id = 'mana-ai-runner' ORDER BY 1" > "$tmp/planned.before"
 [ "$(wc -l < "$tmp/audit.before")" = 6 ] || fail "expected 6 audit rows before the dump"
 [ "$(wc -l < "$tmp/snaps.before")" -gt 100 ] || fail "too few snapshots before the dump"
@@ -67,6 +71,13 @@ grep -q '^book_room|calendar|' "$tmp/tools.after" || fail "the DBA-added tool is
 for t in mission_snapshots agent_snapshots snapshot_applied snapshot_tombstones tick_runs mission_attempts; do
     [ "$(q mana_restored -c "SELECT count(*) FROM mana_ai.$t")" = 0 ] || fail "derived table mana_ai.$t was dumped"
 done
+q mana_restored -c "$slots" > "$tmp/slots.after"
+diff "$tmp/slots.before" "$tmp/slots.after" >&2 || fail "the slot state did not come back row for row"
+if [ "$FORMAT" = seed ]; then
+    [ ! -s "$tmp/slots.before" ] || fail "the seed format wrote slot state"
+else
+    [ "$(wc -l < "$tmp/slots.before")" = 103 ] || fail "the current format kept no slot state per planned mission"
+fi
 # Mark what the dump held: nothing newer may be planned from these rows.
 q mana_restored -c "CREATE TABLE public.dumped_rows AS SELECT id FROM sync_changes" >/dev/null
 echo "ok - tools and audit came back, snapshots and tick state did not"
