@@ -71,6 +71,22 @@ mana_ai_sync_format(void)
 	return SYNC_FORMAT_SEED;	/* keep the compiler quiet */
 }
 
+bool
+mana_ai_slot_state_installed(SyncFormat format)
+{
+	Oid			nsp = get_namespace_oid("mana_ai", true);
+	bool		installed = OidIsValid(nsp) &&
+		OidIsValid(get_relname_relid("mission_slots", nsp));
+
+	if (!installed && format == SYNC_FORMAT_CURRENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the current sync format needs mana_ai 0.3.0's catalog"),
+				 errdetail("public.sync_changes is in the current format (field_meta), whose next slots mana_ai keeps in mana_ai.mission_slots."),
+				 errhint("Run ALTER EXTENSION mana_ai UPDATE.")));
+	return installed;
+}
+
 /* SQL: mana_ai.sync_format() → 'seed' | 'current' */
 Datum
 mana_ai_sync_format_sql(PG_FUNCTION_ARGS)

@@ -22,6 +22,14 @@ typedef enum SyncFormat
  */
 extern SyncFormat mana_ai_sync_format(void);
 
+/*
+ * Whether the catalog has mana_ai.mission_slots (0.3.0 on): the 0.3.0
+ * library also ticks a database still at an older catalog, in the seed
+ * format only.  ERROR (with the upgrade as hint) for the current format
+ * without it.
+ */
+extern bool mana_ai_slot_state_installed(SyncFormat format);
+
 /* Pick the statement text for the current format (constant texts only). */
 #define SYNC_FORMAT_SQL(seed_sql, current_sql) \
 	(mana_ai_sync_format() == SYNC_FORMAT_CURRENT ? (current_sql) : (seed_sql))

@@ -35,6 +35,7 @@
 #include "schedule.h"
 #include "snapshot.h"
 #include "spi_plans.h"
+#include "sync_format.h"
 #include "tick.h"
 #include "tick_internal.h"
 
@@ -178,6 +179,27 @@ refresh_phase(Tick *t)
 }
 
 /*
+ * The due missions with their slot: mana_ai.missions.slot (the record's
+ * nextRunAt, or the slot state's next slot in the current sync format),
+ * or with a catalog older than 0.3.0 the record's nextRunAt.
+ */
+#define DUE_SQL(SLOT) \
+	"SELECT m.user_id, m.mission_id, m.record, " SLOT "," \
+	"       m.agent_id, a.agent_id IS NOT NULL, a.record, a.name, a.state, a.deleted," \
+	"       a.max_concurrent_missions, a.max_tokens_per_day," \
+	"       (SELECT coalesce(sum(u.tokens), 0) FROM mana_ai.token_usage u" \
+	"         WHERE u.user_id = m.user_id AND u.agent_id = a.agent_id" \
+	"           AND u.ts > now() - interval '24 hours')::bigint," \
+	"       coalesce(t.attempts, 0), coalesce(t.next_attempt_at > now(), false)" \
+	"  FROM mana_ai.due_missions m" \
+	"  LEFT JOIN mana_ai.agents a ON a.user_id = m.user_id AND a.agent_id = m.agent_id" \
+	"  LEFT JOIN mana_ai.mission_attempts t ON t.user_id = m.user_id" \
+	"        AND t.mission_id = m.mission_id AND t.slot = " SLOT \
+	/* no user scope can be '': such a record cannot be written back */ \
+	" WHERE m.user_id <> ''" \
+	" ORDER BY m.next_run_at, m.user_id, m.mission_id"
+
+/*
  * The due missions, oldest first, through the agent gates (SPEC 4.3-4.4).
  * Concurrency counts per (user_id, agent_id): every user's default agent
  * has the same id, and counting by id alone starves all but one user.
@@ -192,20 +214,8 @@ select_phase(Tick *t)
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: selecting due missions");
 	tick_unit_begin(t);
 	mana_ai_spi_connect();
-	if (SPI_execute("SELECT m.user_id, m.mission_id, m.record, m.slot,"
-					"       m.agent_id, a.agent_id IS NOT NULL, a.record, a.name, a.state, a.deleted,"
-					"       a.max_concurrent_missions, a.max_tokens_per_day,"
-					"       (SELECT coalesce(sum(u.tokens), 0) FROM mana_ai.token_usage u"
-					"         WHERE u.user_id = m.user_id AND u.agent_id = a.agent_id"
-					"           AND u.ts > now() - interval '24 hours')::bigint,"
-					"       coalesce(t.attempts, 0), coalesce(t.next_attempt_at > now(), false)"
-					"  FROM mana_ai.due_missions m"
-					"  LEFT JOIN mana_ai.agents a ON a.user_id = m.user_id AND a.agent_id = m.agent_id"
-					"  LEFT JOIN mana_ai.mission_attempts t ON t.user_id = m.user_id"
-					"        AND t.mission_id = m.mission_id AND t.slot = m.slot"
-					/* no user scope can be '': such a record cannot be written back */
-					" WHERE m.user_id <> ''"
-					" ORDER BY m.next_run_at, m.user_id, m.mission_id",
+	if (SPI_execute(mana_ai_slot_state_installed(mana_ai_sync_format()) ?
+					DUE_SQL("m.slot") : DUE_SQL("m.record ->> 'nextRunAt'"),
 					false, 0) != SPI_OK_SELECT)	/* not read-only: see the refresh */
 		elog(ERROR, "mana_ai: could not list the due missions");
 
