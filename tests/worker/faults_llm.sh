@@ -118,8 +118,12 @@ failed() {
     check "(SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(it -> 'errorDetails') k) = '{message,name,phase}'"
     check "(it ->> 'id') ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\$'"
     local r="FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = '$m'"
+    # the next slot: in the record (seed format) or in mana_ai's slot state (current)
+    local advanced="mana_ai.iso_timestamp(data ->> 'nextRunAt') - mana_ai.iso_timestamp(data ->> 'updatedAt') = interval '60 min'"
+    [ "$FORMAT" = seed ] || advanced="data - 'iterations' = '{}' AND (SELECT mana_ai.iso_timestamp(p.next_slot) FROM mana_ai.mission_slots p
+        WHERE p.mission_id = '$m') - mana_ai.iso_timestamp(field_meta ->> 'iterations') = interval '60 min'"
     [ "$(q mana_sync -c "SELECT op = 'update' AND jsonb_array_length(data -> 'iterations') = 1
-                               AND mana_ai.iso_timestamp(data ->> 'nextRunAt') - mana_ai.iso_timestamp(data ->> 'updatedAt') = interval '60 min'
+                               AND $advanced
                                AND actor ->> 'principalId' = 'legacy:ai-default' AND actor ->> 'iterationId' = data -> 'iterations' -> 0 ->> 'id' $r")" = t ] \
         || fail "$m failed row: $(q mana_sync -c "SELECT data, actor $r")"
 }

@@ -86,7 +86,10 @@ nothing_written() {
     [ "$(q mana_sync -c "SELECT count(*) FROM mana_ai.mission_attempts")" = 0 ] || fail "$1: counted as a mission failure"
 }
 # planned_once N: each mission has N runner rows, one per slot, and the
-# merged record N iterations.
+# merged record N iterations; its next slot (the record's nextRunAt in the
+# seed format, mana_ai's slot state in the current one) in the future.
+next_of="mana_ai.iso_timestamp(rec ->> 'nextRunAt')"
+[ "$FORMAT" = seed ] || next_of="(SELECT mana_ai.iso_timestamp(p.next_slot) FROM mana_ai.mission_slots p WHERE p.user_id = 'u1' AND p.mission_id = n.m)"
 planned_once() {
     poll_until 30 mana_sync "$runner_rows" $((3 * $1)) || fail "missions not planned once the mock answered"
     [ "$(q mana_sync -c "SELECT count(*) FROM (SELECT m FROM generate_series(1, 3) k,
@@ -94,7 +97,7 @@ planned_once() {
             LATERAL (SELECT mana_ai.replay_record('u1', 'ai', 'aiMissions', n.m) AS rec) r
           WHERE (SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = n.m) <> $1
              OR jsonb_array_length(rec -> 'iterations') <> $1
-             OR mana_ai.iso_timestamp(rec ->> 'nextRunAt') <= now()) x")" = 0 ] \
+             OR $next_of <= now()) x")" = 0 ] \
         || fail "a mission was not planned exactly once per slot"
 }
 

@@ -12,5 +12,11 @@
 # moved exactly with the rows.  tests/lib/soak.py does it all and prints
 # the figures; bench/soak runs the same for longer.
 #   SOAK_SECONDS (default 80) of writes; SOAK_SEED replays a run's choices.
+#   Runs in the seed sync format (FORMAT=seed): its slot oracle
+#   (soak_checks.py) attributes every planned slot to the nextRunAt a row
+#   of the log set, which the current format's runner no longer writes
+#   (its slots are in mana_ai.mission_slots); format_switch.sh and kill9
+#   cover the current format's slots.
 set -euo pipefail
+export FORMAT=seed
 exec python3 tests/lib/soak.py --seconds "${SOAK_SECONDS:-80}"
