@@ -37,14 +37,16 @@ psql -X -d mana_sync -c "SELECT app_id, table_name, count(*) FROM sync_changes G
 echo "== waiting for the worker to plan"
 poll_until 60 mana_sync "SELECT count(*) > 0 FROM mana_ai.tick_runs WHERE plans_written_back > 0" t
 sleep 5
+echo "== the sync format mana_ai found (FORMAT=seed for the seed one): $(psql -X -qAt -d mana_sync -c "SELECT mana_ai.sync_format()")"
 echo "== mana_ai.status"
 psql -X -d mana_sync -x -c "SELECT * FROM mana_ai.status"
 echo "== iterations the worker wrote (a few of them)"
 psql -X -d mana_sync -c "SELECT user_id, record_id AS mission, actor->>'"'"'displayName'"'"' AS agent,
        data->'"'"'iterations'"'"'->-1->>'"'"'overallStatus'"'"' AS status,
        data->'"'"'iterations'"'"'->-1->'"'"'plan'"'"'->0->'"'"'intent'"'"'->>'"'"'toolName'"'"' AS first_tool,
-       data->>'"'"'nextRunAt'"'"' AS next_run_at
-  FROM sync_changes WHERE client_id = '"'"'mana-ai-runner'"'"' ORDER BY created_at, record_id LIMIT 12"
+       (SELECT m.next_run_at FROM mana_ai.missions m WHERE m.user_id = s.user_id AND m.mission_id = s.record_id) AS next_run_at,
+       to_jsonb(s)->>'"'"'origin'"'"' AS origin, to_jsonb(s)->>'"'"'space_id'"'"' AS space_id
+  FROM sync_changes s WHERE client_id = '"'"'mana-ai-runner'"'"' ORDER BY created_at, record_id LIMIT 12"
 echo "== mana_ai.tick_runs"
 psql -X -d mana_sync -c "SELECT id, source, status, due_missions, plans_produced, plans_written_back, parse_failures, finished_at - started_at AS took FROM mana_ai.tick_runs ORDER BY id LIMIT 8"
 echo "== mana_ai.due_missions (still due: gated or deferred)"
