@@ -60,11 +60,11 @@ SELECT is((SELECT count(*)::int FROM mana_ai.tools t, jsonb_array_elements(t.par
 SELECT ok((SELECT bool_and(length(description) > 0) FROM mana_ai.tools),
     'every shipped tool has a description');
 
--- pg_dump keeps the audit trail and a DBA's own tools, not the snapshots
+-- pg_dump keeps the audit trail, a DBA's own tools and the slot state, not the snapshots
 SELECT set_eq($$SELECT c.relname::text FROM pg_extension e, unnest(e.extconfig) AS cfg(oid)
                  JOIN pg_class c ON c.oid = cfg.oid WHERE e.extname = 'mana_ai'$$,
-    ARRAY['decrypt_audit', 'decrypt_audit_id_seq', 'tools'],
-    'pg_extension_config_dump covers decrypt_audit (and its sequence) and tools only');
+    ARRAY['decrypt_audit', 'decrypt_audit_id_seq', 'tools', 'mission_slots'],
+    'pg_extension_config_dump covers decrypt_audit (and its sequence), tools and mission_slots only');
 
 -- Row-level security on decrypt_audit: two users, each sees only their own
 SELECT ok((SELECT relrowsecurity AND relforcerowsecurity FROM pg_class
