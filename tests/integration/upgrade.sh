@@ -102,12 +102,12 @@ SQL
     # the attempts' backoff is over: every failing mission is due again and
     # fails for good (max_attempts 1), which writes a failed iteration
     q $old -c "UPDATE mana_ai.mission_attempts SET next_attempt_at = now() - interval '1 s'" >/dev/null
-    q postgres -c "ALTER SYSTEM SET mana_ai.max_attempts = 1" -c "SELECT pg_reload_conf()" >/dev/null
+    q postgres -c "LOAD 'mana_ai'" -c "ALTER SYSTEM SET mana_ai.max_attempts = 1" -c "SELECT pg_reload_conf()" >/dev/null
     tick=$(q $old -c "SELECT mana_ai_tick()")
     case $tick in *field_timestamps*) fail "the upgraded tick still names field_timestamps: $tick" ;; esac
     [ "$(q $old -c "SELECT count(*) > 0 AND bool_and(data - 'iterations' = '{}' AND origin = 'agent')
                     FROM sync_changes WHERE client_id = 'mana-ai-runner' AND field_meta IS NOT NULL AND origin IS NOT NULL")" = t ] \
         || fail "no current-format write-back after the migration: $tick"
-    q postgres -c "ALTER SYSTEM RESET mana_ai.max_attempts" -c "SELECT pg_reload_conf()" >/dev/null
+    q postgres -c "LOAD 'mana_ai'" -c "ALTER SYSTEM RESET mana_ai.max_attempts" -c "SELECT pg_reload_conf()" >/dev/null
     echo "ok - $from upgraded, then migrated to the current sync format: the tick writes its rows"
 fi
