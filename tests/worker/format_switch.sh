@@ -38,7 +38,7 @@ poll_until 30 mana_sync "SELECT count(*) FROM sync_changes WHERE client_id = 'ma
     || fail "the seed-format missions were not planned"
 [ "$(q mana_sync -c "SELECT bool_and(data ? 'nextRunAt' AND field_timestamps ? 'nextRunAt') FROM sync_changes WHERE client_id = 'mana-ai-runner'")" = t ] \
     || fail "the seed format's write-back lost nextRunAt"
-wait_for_log 10 'public.sync_changes is in the seed sync format' || fail "the worker did not say which format it found"
+wait_for_log 10 'public.sync_changes is in the seed \(field_timestamps\) sync format' || fail "the worker did not say which format it found"
 echo "ok - seed format: three missions planned, nextRunAt in the record"
 
 # ---- migrate in place while a tick waits for the LLM --------------------
