@@ -3,7 +3,7 @@
 
 # mock_get PATH: GET from the mock LLM (JSON on stdout).
 mock_get() {
-    python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode())' \
         "$MOCK_URL$1"
 }
 

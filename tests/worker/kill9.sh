@@ -130,6 +130,16 @@ redue_loop() {
         sleep 0.3
     done
 }
+# Each runner row takes 40 ms to insert (a test-only trigger), so a tick's
+# write-back spans about a second and the watcher below, polling through a
+# fresh psql each time on a loaded machine, sees its first committed batch
+# before the tick ends (the kill must land between batches).
+q mana_sync >/dev/null <<'SQL'
+CREATE FUNCTION public.kill9_slow_writeback() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN PERFORM pg_sleep(0.04); RETURN NULL; END$$;
+CREATE TRIGGER kill9_slow_writeback AFTER INSERT ON public.sync_changes FOR EACH ROW
+    WHEN (NEW.client_id = 'mana-ai-runner') EXECUTE FUNCTION public.kill9_slow_writeback();
+SQL
 redue_loop &
 redue_pid=$!
 trap 'kill $redue_pid $MOCK_PID 2>/dev/null || true' EXIT
@@ -150,6 +160,8 @@ done
 kill $redue_pid 2>/dev/null || true
 wait $redue_pid 2>/dev/null || true
 wait_new_worker "$last"
+try_q mana_sync "DROP TRIGGER kill9_slow_writeback ON public.sync_changes" >/dev/null
+[ "$(q mana_sync -c "SELECT count(*) FROM pg_trigger WHERE tgname = 'kill9_slow_writeback'")" = 0 ] || fail "could not drop the slow trigger"
 echo "killed it $KILLS_WRITE more times once a tick had committed plans (plans of that tick seen at each kill: $seen; $((SECONDS - t0)) s)"
 
 # --- the mock answers: everything due is planned once ----------------------
