@@ -82,6 +82,18 @@ wait_new_worker() {
     fail "no new tick worker within 30 s after killing $1 (crash restart)"
 }
 
+# Each runner row takes 40 ms to insert (a test-only trigger; no runner
+# row is written while the LLM hangs), so a tick's write-back spans about
+# a second and the write-back watcher, polling through a fresh psql each
+# time on a loaded machine, sees its first committed batch before the tick
+# ends (the kill must land between batches).
+q mana_sync >/dev/null <<'SQL'
+CREATE FUNCTION public.kill9_slow_writeback() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN PERFORM pg_sleep(0.04); RETURN NULL; END$$;
+CREATE TRIGGER kill9_slow_writeback AFTER INSERT ON public.sync_changes FOR EACH ROW
+    WHEN (NEW.client_id = 'mana-ai-runner') EXECUTE FUNCTION public.kill9_slow_writeback();
+SQL
+
 # --- kill -9 while the LLM calls are in flight -----------------------------
 last=""
 for i in $(seq 1 "$KILLS_LLM"); do
@@ -130,16 +142,6 @@ redue_loop() {
         sleep 0.3
     done
 }
-# Each runner row takes 40 ms to insert (a test-only trigger), so a tick's
-# write-back spans about a second and the watcher below, polling through a
-# fresh psql each time on a loaded machine, sees its first committed batch
-# before the tick ends (the kill must land between batches).
-q mana_sync >/dev/null <<'SQL'
-CREATE FUNCTION public.kill9_slow_writeback() RETURNS trigger LANGUAGE plpgsql AS
-$$BEGIN PERFORM pg_sleep(0.04); RETURN NULL; END$$;
-CREATE TRIGGER kill9_slow_writeback AFTER INSERT ON public.sync_changes FOR EACH ROW
-    WHEN (NEW.client_id = 'mana-ai-runner') EXECUTE FUNCTION public.kill9_slow_writeback();
-SQL
 redue_loop &
 redue_pid=$!
 trap 'kill $redue_pid $MOCK_PID 2>/dev/null || true' EXIT
