@@ -195,9 +195,11 @@ select_phase(Tick *t)
 	if (SPI_execute("SELECT m.user_id, m.mission_id, m.record, m.record ->> 'nextRunAt',"
 					"       m.agent_id, a.agent_id IS NOT NULL, a.record, a.name, a.state, a.deleted,"
 					"       a.max_concurrent_missions, a.max_tokens_per_day,"
-					"       (SELECT coalesce(sum(u.tokens), 0) FROM mana_ai.token_usage u"
+					/* numeric sum, saturated: rows stored before 0.3.0's clamp may be huge */
+					"       least((SELECT coalesce(sum(u.tokens), 0) FROM mana_ai.token_usage u"
 					"         WHERE u.user_id = m.user_id AND u.agent_id = a.agent_id"
-					"           AND u.ts > now() - interval '24 hours')::bigint,"
+					"           AND u.ts > now() - interval '24 hours'),"
+					"             9223372036854775807)::bigint,"
 					"       coalesce(t.attempts, 0), coalesce(t.next_attempt_at > now(), false)"
 					"  FROM mana_ai.due_missions m"
 					"  LEFT JOIN mana_ai.agents a ON a.user_id = m.user_id AND a.agent_id = m.agent_id"

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm_tokens.h"
 #include "planner_loop.h"
 #include "tool_calls.h"
 #include "tool_json.h"
@@ -302,9 +303,10 @@ add_tokens(PlanMission *m, int64_t tokens)
 {
 	if (tokens < 0)
 		return;
-	m->total_tokens = (m->total_tokens < 0 ? 0 : m->total_tokens) + tokens;
+	tokens = llm_tokens_clamp_round(tokens);	/* every parser clamps; be sure */
+	m->total_tokens = llm_tokens_add(m->total_tokens, tokens, LLM_MAX_TOKENS_PER_MISSION);
 	if (m->budget != NULL)
-		*m->budget -= tokens;
+		*m->budget = llm_tokens_spend(*m->budget, tokens);
 }
 
 /* One tools-protocol answer of mission i: steps, then go on or end. */
