@@ -346,7 +346,11 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 		if (loop != NULL)
 			plan_loop_free(loop);	/* aborts what is in flight */
 		for (int i = 0; i < ncalls; i++)
+		{
+			/* the rounds that were answered were paid for: the caller counts them */
+			calls[i].total_tokens = missions[i].total_tokens;
 			plan_mission_clear(&missions[i]);
+		}
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

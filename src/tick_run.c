@@ -397,6 +397,30 @@ share_token_budgets(Tick *t)
 }
 
 /*
+ * The calls, or on a cancel the tokens of the rounds answered before it
+ * into the jobs, so the failed run still counts them (tick_xact.c).
+ */
+static void
+complete_calls(Tick *t, LlmCall *calls, int n)
+{
+	PG_TRY();
+	{
+		mana_ai_llm_complete(calls, n, t->protocol);
+	}
+	PG_CATCH();
+	{
+		int			i = 0;
+		ListCell   *lc;
+
+		foreach(lc, t->jobs)
+			if (((Job *) lfirst(lc))->prepared)
+				((Job *) lfirst(lc))->call->total_tokens = calls[i++].total_tokens;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
  * Every mission's planner conversation at once, all rounds in one multi
  * handle; in the worker no transaction is open here.
  */
@@ -421,7 +445,7 @@ llm_phase(Tick *t)
 			calls[i++] = *((Job *) lfirst(lc))->call;
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: waiting for the LLM");
-	mana_ai_llm_complete(calls, n, t->protocol);
+	complete_calls(t, calls, n);
 
 	i = 0;
 	foreach(lc, t->jobs)
