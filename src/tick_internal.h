@@ -136,5 +136,6 @@ extern void tick_count_uncommitted_tokens(Tick *t);
 extern void tick_writeback_phase(Tick *t);
 extern bool tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error);
 extern void tick_record_failure(Tick *t, Job *job);
+extern void tick_settle_failed_batch(Tick *t, List *jobs, const char *error);
 
 #endif
