@@ -191,6 +191,7 @@ submit_round(PlanLoop *loop, int i)
 		end_mission(loop, i, PLAN_END_DEADLINE);
 		return;
 	}
+	plan_breaker_skip(loop->cfg.breaker, loop->cfg.n_models, &st->model);
 	st->body = round_body(loop, i);
 	if (st->body == NULL)
 	{
@@ -383,6 +384,9 @@ judge_failure(PlanLoop *loop, int i, const char *model)
 	if (h->llm_error)
 		h->llm_error(h->arg, model, req->error_kind);
 	if (llm_error_kind_falls_back(req->error_kind) &&
+		plan_breaker_count(loop->cfg.breaker, st->model, true) && h->breaker_open)
+		h->breaker_open(h->arg, model, loop->cfg.breaker->failures[st->model]);
+	if (llm_error_kind_falls_back(req->error_kind) &&
 		st->model + 1 < loop->cfg.n_models && now < st->deadline)
 	{
 		if (h->fallback)
@@ -425,6 +429,7 @@ collect(PlanLoop *loop)
 		else
 		{
 			m->model = model;
+			plan_breaker_count(loop->cfg.breaker, st->model, false);
 			if (loop->cfg.protocol == PLAN_PROTOCOL_TOOLS)
 				judge_tools_answer(loop, i, model);
 			else
