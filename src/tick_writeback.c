@@ -349,6 +349,11 @@ tick_writeback_phase(Tick *t)
 {
 	ListCell   *lc;
 
+	if (t->mode == TICK_SQL)
+	{
+		tick_settle_grouped(t);	/* one transaction: bounded subtransaction ids */
+		return;
+	}
 	foreach(lc, t->jobs)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -387,4 +392,17 @@ tick_count_uncommitted_tokens(Tick *t)
 			elog(WARNING, "mana_ai: could not count the tokens of mission %s: %s",
 				 job->mission_id, error);
 	}
+}
+
+/* For tick_groups.c: one mission's whole ladder, and its first step alone. */
+void
+tick_settle_mission(Tick *t, Job *job)
+{
+	settle_mission(t, job);
+}
+
+void
+tick_settle_step(Tick *t, Job *job)
+{
+	settle_step(t, job);
 }
