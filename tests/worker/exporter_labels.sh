@@ -3,8 +3,8 @@
 # Metric labels a user can choose (issue 19): a mission's inputs name 30
 # tables of its user's choosing, one of them 300 two-byte characters (the
 # label store cut it inside a character), others with an emoji, quotes,
-# a backslash, a newline, invalid UTF-8 cannot be stored by sync_changes
-# anyway.  Debian's prometheus-postgres-exporter (as tests/worker/exporter.sh
+# a backslash and a newline (invalid UTF-8 itself cannot reach a jsonb
+# column).  Debian's prometheus-postgres-exporter (as tests/worker/exporter.sh
 # runs it) must still scrape without error; every label in the scrape is
 # valid UTF-8; every {table} label is a known input table or "other"; and
 # another table's count (tasks) keeps its own label, not "other".
