@@ -2,9 +2,8 @@
 # cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.role=mana_runner
 # A model that answers usage 3e18 (issue 19): each call's count is stored
 # clamped to the round bound (10,000,000 a round, README "0.3.0: C-side
-# hardening"), so the
-# 24 h sum of one user's agent cannot overflow bigint in the selection
-# every user shares; and rows stored huge before 0.3.0 saturate the sum
+# hardening"), so the 24 h sum of one user's agent cannot overflow bigint
+# in the selection every user shares; and rows stored huge before 0.3.0 saturate the sum
 # (the agent is skipped for its budget) instead of failing every tick.
 set -euo pipefail
 source tests/lib/common.sh
