@@ -12,10 +12,13 @@
 #include <openssl/crypto.h>
 
 #include "common/jsonapi.h"
+#include "access/xact.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/resowner.h"
 
 #include "audit.h"
 #include "core/enc1.h"
@@ -30,6 +33,7 @@
 #define REASON_NOT_FOUND	"record-not-found"
 #define REASON_DELETED		"record-deleted"
 #define REASON_NOT_JSON		"plaintext-not-json"
+#define REASON_NOT_JSONB	"plaintext-not-storable-as-jsonb"
 
 static const struct
 {
@@ -56,18 +60,61 @@ mana_ai_encrypted_module_app(const char *module)
 	return NULL;
 }
 
-/* JSON text -> jsonb, or NULL when it is not valid JSON in this database. */
+/*
+ * Valid JSON text -> jsonb, or NULL when jsonb cannot store it (a number
+ * past numeric's range such as 1e999999, a \u0000 escape, nesting past
+ * the stack limit).  jsonb_in runs in an internal subtransaction, which
+ * writes nothing and so takes no subtransaction id; its error message may
+ * quote the plaintext, so it is dropped unread.  A cancel is re-thrown.
+ */
 static Jsonb *
-plaintext_to_jsonb(char *plain, size_t len)
+jsonb_or_null(char *plain)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Jsonb	   *volatile result = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(plain)));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		if (QueryCancelPending || ProcDiePending || geterrcode() == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		result = NULL;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* JSON text -> jsonb, or NULL with *reason when it is not valid or not storable. */
+static Jsonb *
+plaintext_to_jsonb(char *plain, size_t len, const char **reason)
 {
 	JsonLexContext *lex;
+	Jsonb	   *result;
 
+	*reason = REASON_NOT_JSON;
 	if (strlen(plain) != len || !pg_verifymbstr(plain, (int) len, true))
 		return NULL;
 	lex = makeJsonLexContextCstringLen(plain, (int) len, GetDatabaseEncoding(), true);
 	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 		return NULL;
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(plain)));
+	result = jsonb_or_null(plain);
+	if (result == NULL)
+		*reason = REASON_NOT_JSONB;
+	return result;
 }
 
 /* Decrypt one value; NULL with *reason set on any failure. */
@@ -78,6 +125,7 @@ decrypt_value(const JsonbValue *v, const unsigned char *mdk, const char **reason
 	size_t		plain_len = 0;
 	Enc1Result	rc;
 	Jsonb	   *volatile result = NULL;
+	const char *volatile why = REASON_NOT_JSON;
 
 	rc = enc1_decrypt(v->val.string.val, v->val.string.len, mdk, &plain, &plain_len);
 	if (rc != ENC1_OK)
@@ -87,7 +135,10 @@ decrypt_value(const JsonbValue *v, const unsigned char *mdk, const char **reason
 	}
 	PG_TRY();
 	{
-		result = plaintext_to_jsonb((char *) plain, plain_len);
+		const char *r;
+
+		result = plaintext_to_jsonb((char *) plain, plain_len, &r);
+		why = r;
 	}
 	PG_FINALLY();
 	{
@@ -96,7 +147,7 @@ decrypt_value(const JsonbValue *v, const unsigned char *mdk, const char **reason
 	}
 	PG_END_TRY();
 	if (result == NULL)
-		*reason = REASON_NOT_JSON;
+		*reason = why;
 	return result;
 }
 

@@ -46,6 +46,7 @@ int			mana_ai_writeback_batch_time = 100;
 
 int			mana_ai_planner_protocol = MANA_AI_PROTOCOL_TOOLS;
 int			mana_ai_planner_max_rounds = 5;
+int			mana_ai_model_breaker_failures = 5;
 
 static const struct config_enum_entry planner_protocol_options[] = {
 	{"tools", MANA_AI_PROTOCOL_TOOLS, false},
@@ -275,6 +276,12 @@ mana_ai_define_gucs(void)
 	DefineCustomIntVariable("mana_ai.planner_max_rounds",
 							"Rounds of tool calls one mission's planner conversation may take (tools protocol).",
 							NULL, &mana_ai_planner_max_rounds, 5, 1, 20,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.model_breaker_failures",
+							"Failed calls in a row after which a model of mana_ai.llm_model is skipped for the rest of the tick.",
+							"The rest of the tick goes straight to the next model of the chain; "
+							"the last model is never skipped.  0 turns the breaker off.",
+							&mana_ai_model_breaker_failures, 5, 0, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("mana_ai.writeback_batch_size",

@@ -33,6 +33,7 @@ extern int	mana_ai_late_row_window;	/* seconds, read by refresh_horizon() */
 
 extern int	mana_ai_planner_protocol;	/* MANA_AI_PROTOCOL_* */
 extern int	mana_ai_planner_max_rounds;
+extern int	mana_ai_model_breaker_failures;
 
 #define MANA_AI_PROTOCOL_TOOLS 0
 #define MANA_AI_PROTOCOL_JSON 1

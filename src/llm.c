@@ -44,6 +44,7 @@ static void count_tool_call(void *arg, const char *tool, bool planned);
 static void count_llm_error(void *arg, const char *model, LlmErrorKind kind);
 static void count_fallback(void *arg, const char *from, const char *to);
 static void count_request(void *arg, double seconds);
+static void count_breaker_open(void *arg, const char *model, int failures);
 static void run_loop(PlanLoop *volatile *loopp);
 static void copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools);
 
@@ -171,6 +172,7 @@ fill_config(PlanLoopConfig *cfg, int protocol,
 	cfg->hooks.llm_error = count_llm_error;
 	cfg->hooks.fallback = count_fallback;
 	cfg->hooks.request = count_request;
+	cfg->hooks.breaker_open = count_breaker_open;
 }
 
 /*
@@ -195,6 +197,27 @@ static void
 count_fallback(void *arg, const char *from, const char *to)
 {
 	mana_ai_metric_inc_labeled2(ML_LLM_FALLBACKS, from, to, 1);
+}
+
+/* A model of the chain (mana_ai.llm_model's, so a closed label set). */
+static void
+count_breaker_open(void *arg, const char *model, int failures)
+{
+	mana_ai_metric_inc_labeled(ML_MODEL_BREAKER_OPEN, model, 1);
+}
+
+/* After the loop (no ereport inside it): one LOG line per model it opened. */
+static void
+log_breaker(const PlanLoopConfig *cfg, const PlanBreaker *b)
+{
+	for (int k = 0; k < cfg->n_models; k++)
+		if (b->open[k])
+			ereport(LOG,
+					(errmsg("mana_ai: model \"%s\" failed %d calls in a row; the rest of the tick skipped it",
+							cfg->models[k], b->threshold),
+					 errdetail("%d rounds went straight to the next model of mana_ai.llm_model.",
+							   b->skipped[k]),
+					 errhint("mana_ai.model_breaker_failures sets the threshold; 0 turns the breaker off.")));
 }
 
 static void
@@ -308,6 +331,7 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 	char		key[KEY_MAX_LEN + 1];
 	char		err[256];
 	PlanLoop   *volatile loop = NULL;
+	PlanBreaker breaker;		/* this tick's, for every mission of it */
 
 	if (ncalls <= 0)
 		return;
@@ -320,6 +344,9 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 		missions[i].budget = (int64_t *) calls[i].token_budget;
 	}
 	fill_config(&cfg, protocol, names);
+	memset(&breaker, 0, sizeof(breaker));
+	breaker.threshold = mana_ai_model_breaker_failures;
+	cfg.breaker = &breaker;
 	key[0] = '\0';
 
 	PG_TRY();
@@ -346,11 +373,16 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 		if (loop != NULL)
 			plan_loop_free(loop);	/* aborts what is in flight */
 		for (int i = 0; i < ncalls; i++)
+		{
+			/* the rounds that were answered were paid for: the caller counts them */
+			calls[i].total_tokens = missions[i].total_tokens;
 			plan_mission_clear(&missions[i]);
+		}
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
+	log_breaker(&cfg, &breaker);
 	copy_results(calls, missions, ncalls, cfg.protocol == PLAN_PROTOCOL_TOOLS);
 	pfree(missions);
 }

@@ -51,7 +51,8 @@ typedef struct LlmCall
  *
  * Interrupts: CHECK_FOR_INTERRUPTS() runs at least every 100 ms; a query
  * cancel or SIGTERM aborts every call still in flight (connections
- * closed, nothing returned) and raises as usual.  Raises ERROR only for
+ * closed, nothing returned but each call's total_tokens: the rounds
+ * answered before it) and raises as usual.  Raises ERROR only for
  * interrupts and for an unusable mana_ai.llm_key_file.
  */
 extern void mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol);

@@ -7,13 +7,18 @@
  * slots.  Counters are atomics so the hot path takes no lock; a label
  * value is given a slot once, under the lock, and kept until restart.
  * Must never block a tick: when a family's slots are full the observation
- * goes to the label "other" (both labels of a two-label family).
+ * goes to the label "other" (both labels of a two-label family).  Must
+ * never store a label a user chose freely: a table label is one of the
+ * known input tables or "other", and every label is cut on a UTF-8
+ * boundary with invalid bytes replaced (an invalid label makes the
+ * Prometheus exporter panic on every scrape).
  */
 #include "postgres.h"
 
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
@@ -34,8 +39,8 @@
 #define LABEL_LEN 264
 #define LABEL_SEP '\x1f'
 
-static const int family_slots[ML_NUM_FAMILIES] = {24, 24, 24, 24, 192, 48, 32};
-#define TOTAL_SLOTS (24 * 4 + 192 + 48 + 32)
+static const int family_slots[ML_NUM_FAMILIES] = {24, 24, 24, 24, 192, 48, 32, 16};
+#define TOTAL_SLOTS (24 * 4 + 192 + 48 + 32 + 16)
 
 static const double seconds_bounds[] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
@@ -86,12 +91,23 @@ static const char *const family_names[ML_NUM_FAMILIES] = {
 	"mana_ai_tool_calls_total",
 	"mana_ai_llm_errors_total",
 	"mana_ai_llm_fallbacks_total",
+	"mana_ai_model_breaker_open_total",
 };
 
 /* Second key NULL: a one-label family. */
 static const char *const family_label_keys[ML_NUM_FAMILIES][2] = {
 	{"table", NULL}, {"table", NULL}, {"reason", NULL}, {"decision", NULL},
-	{"tool", "outcome"}, {"model", "kind"}, {"from", "to"},
+	{"tool", "outcome"}, {"model", "kind"}, {"from", "to"}, {"model", NULL},
+};
+
+/*
+ * The input tables a {table} label may name (SPEC 1.1, 6); a mission's
+ * inputs name tables freely, so any other name counts as "other" and no
+ * user can take the slots every other user's counts need.
+ */
+static const char *const known_tables[] = {
+	"calendar", "companionGoals", "events", "journal", "kontext", "kontextDoc",
+	"notes", "tasks", "todo", "userContext",
 };
 
 static const char *const histogram_names[MH_NUM_HISTOGRAMS] = {
@@ -124,7 +140,7 @@ mana_ai_metrics_shmem_attach(void)
 	bool		found;
 	int			first = 0;
 
-	StaticAssertStmt(24 * 4 + 192 + 48 + 32 == TOTAL_SLOTS, "slot pool size");
+	StaticAssertStmt(24 * 4 + 192 + 48 + 32 + 16 == TOTAL_SLOTS, "slot pool size");
 	metrics = ShmemInitStruct("mana_ai metrics", sizeof(MetricsShared), &found);
 	if (found)
 		return;
@@ -154,6 +170,40 @@ mana_ai_metric_inc(ManaAiCounter counter, uint64 n)
 	if (metrics == NULL || counter < 0 || counter >= MC_NUM_COUNTERS)
 		return;
 	pg_atomic_fetch_add_u64(&metrics->counter[counter], n);
+}
+
+/*
+ * Copy src into dst (size bytes) as valid UTF-8: whole characters only,
+ * an invalid byte becomes '?', the separator of two-label values '_'.
+ */
+static void
+clip_label(char *dst, const char *src, size_t size)
+{
+	const unsigned char *s = (const unsigned char *) src;
+	size_t		len = 0;
+
+	while (*s)
+	{
+		int			l = pg_utf_mblen(s);
+		bool		legal = true;
+
+		for (int k = 1; k < l && legal; k++)
+			legal = s[k] != '\0';
+		legal = legal && pg_utf8_islegal(s, l);
+		if (!legal)
+			l = 1;
+		if (len + l > size - 1)
+			break;
+		if (!legal)
+			dst[len] = '?';
+		else if (*s == (unsigned char) LABEL_SEP)
+			dst[len] = '_';
+		else
+			memcpy(dst + len, s, l);
+		len += l;
+		s += l;
+	}
+	dst[len] = '\0';
 }
 
 /* Find the pool slot of label in family, or -1; reads only published slots. */
@@ -210,12 +260,24 @@ inc_slot(int f, const char *label, const char *other, uint64 n)
 void
 mana_ai_metric_inc_labeled(ManaAiLabeledCounter family, const char *label, uint64 n)
 {
+	char		clipped[LABEL_LEN];
+
 	if (metrics == NULL || mana_ai_shared == NULL || family < 0 || family >= ML_NUM_FAMILIES ||
 		family_label_keys[family][1] != NULL)
 		return;
 	if (label == NULL || label[0] == '\0')
 		label = "unknown";
-	inc_slot(family, label, "other", n);
+	else if (family == ML_DECRYPTS || family == ML_GRANT_SCOPE_VIOLATIONS)
+	{
+		const char *known = "other";
+
+		for (int i = 0; i < lengthof(known_tables); i++)
+			if (strcmp(label, known_tables[i]) == 0)
+				known = known_tables[i];
+		label = known;
+	}
+	clip_label(clipped, label, sizeof(clipped));
+	inc_slot(family, clipped, "other", n);
 }
 
 void
@@ -230,18 +292,11 @@ mana_ai_metric_inc_labeled2(ManaAiLabeledCounter family, const char *label1,
 		family_label_keys[family][1] == NULL)
 		return;
 
-	snprintf(label, sizeof(label), "%.*s", LABEL_LEN / 2 - 1,
-			 label1 && label1[0] ? label1 : "unknown");
-	/* A separator inside a value would split it wrong: never store one. */
-	for (char *p = label; *p; p++)
-		if (*p == LABEL_SEP)
-			*p = '_';
+	/* A separator inside a value would split it wrong: clip_label never stores one. */
+	clip_label(label, label1 && label1[0] ? label1 : "unknown", LABEL_LEN / 2);
 	sep = label + strlen(label);
-	snprintf(sep, LABEL_LEN - (sep - label), "%c%s", LABEL_SEP,
-			 label2 && label2[0] ? label2 : "unknown");
-	for (char *p = sep + 1; *p; p++)
-		if (*p == LABEL_SEP)
-			*p = '_';
+	*sep = LABEL_SEP;
+	clip_label(sep + 1, label2 && label2[0] ? label2 : "unknown", LABEL_LEN - (sep + 1 - label));
 	snprintf(other, sizeof(other), "other%cother", LABEL_SEP);
 	inc_slot(family, label, other, n);
 }

@@ -31,6 +31,7 @@ typedef enum ManaAiLabeledCounter
 	ML_TOOL_CALLS,				/* {tool, outcome}: two labels */
 	ML_LLM_ERRORS,				/* {model, kind} */
 	ML_LLM_FALLBACKS,			/* {from, to} */
+	ML_MODEL_BREAKER_OPEN,		/* {model} */
 	ML_NUM_FAMILIES
 } ManaAiLabeledCounter;
 

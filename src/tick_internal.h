@@ -136,5 +136,11 @@ extern void tick_count_uncommitted_tokens(Tick *t);
 extern void tick_writeback_phase(Tick *t);
 extern bool tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error);
 extern void tick_record_failure(Tick *t, Job *job);
+extern void tick_settle_failed_batch(Tick *t, List *jobs, const char *error);
+extern void tick_settle_mission(Tick *t, Job *job);
+extern void tick_settle_step(Tick *t, Job *job);
+
+/* tick_groups.c: SELECT mana_ai_tick()'s write-back, a subtransaction per group */
+extern void tick_settle_grouped(Tick *t);
 
 #endif

@@ -187,9 +187,11 @@ refresh_phase(Tick *t)
 	"SELECT m.user_id, m.mission_id, m.record, " SLOT "," \
 	"       m.agent_id, a.agent_id IS NOT NULL, a.record, a.name, a.state, a.deleted," \
 	"       a.max_concurrent_missions, a.max_tokens_per_day," \
-	"       (SELECT coalesce(sum(u.tokens), 0) FROM mana_ai.token_usage u" \
+	/* numeric sum, saturated: rows stored before 0.3.0's clamp may be huge */ \
+	"       least((SELECT coalesce(sum(u.tokens), 0) FROM mana_ai.token_usage u" \
 	"         WHERE u.user_id = m.user_id AND u.agent_id = a.agent_id" \
-	"           AND u.ts > now() - interval '24 hours')::bigint," \
+	"           AND u.ts > now() - interval '24 hours')," \
+	"             9223372036854775807)::bigint," \
 	"       coalesce(t.attempts, 0), coalesce(t.next_attempt_at > now(), false)" \
 	"  FROM mana_ai.due_missions m" \
 	"  LEFT JOIN mana_ai.agents a ON a.user_id = m.user_id AND a.agent_id = m.agent_id" \
@@ -405,6 +407,30 @@ share_token_budgets(Tick *t)
 }
 
 /*
+ * The calls, or on a cancel the tokens of the rounds answered before it
+ * into the jobs, so the failed run still counts them (tick_xact.c).
+ */
+static void
+complete_calls(Tick *t, LlmCall *calls, int n)
+{
+	PG_TRY();
+	{
+		mana_ai_llm_complete(calls, n, t->protocol);
+	}
+	PG_CATCH();
+	{
+		int			i = 0;
+		ListCell   *lc;
+
+		foreach(lc, t->jobs)
+			if (((Job *) lfirst(lc))->prepared)
+				((Job *) lfirst(lc))->call->total_tokens = calls[i++].total_tokens;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
  * Every mission's planner conversation at once, all rounds in one multi
  * handle; in the worker no transaction is open here.
  */
@@ -429,7 +455,7 @@ llm_phase(Tick *t)
 			calls[i++] = *((Job *) lfirst(lc))->call;
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: waiting for the LLM");
-	mana_ai_llm_complete(calls, n, t->protocol);
+	complete_calls(t, calls, n);
 
 	i = 0;
 	foreach(lc, t->jobs)

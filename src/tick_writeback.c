@@ -383,6 +383,69 @@ settle_mission(Tick *t, Job *job)
 }
 
 /*
+ * The worker's batch holding these missions did not commit: everything
+ * it wrote is undone.  Each mission takes the failure path in a
+ * transaction of its own (attempt counted, its tokens counted once, a
+ * failed iteration after mana_ai.max_attempts), the same ladder as
+ * settle_mission, and the tick counts no write that was undone.
+ */
+void
+tick_settle_failed_batch(Tick *t, List *jobs, const char *error)
+{
+	ListCell   *lc;
+
+	foreach(lc, jobs)
+	{
+		Job		   *job = (Job *) lfirst(lc);
+		char	   *why = NULL;
+		bool		stale = job->outcome != NULL && strcmp(job->outcome, "stale") == 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (job->written && job->fail_phase == NULL)
+			t->written--;
+		else if (job->written)
+			t->failed_iterations--;
+		job->written = false;
+		if (job->fail_phase == NULL && !stale)
+		{
+			job->fail_phase = "finalizing";
+			job->fail_name = "WriteBackError";
+			job->fail_message = psprintf("the write-back batch did not commit: %s", error);
+		}
+		job->outcome = NULL;
+		job->backoff_only = false;
+		if (!stale && job->settle_error == NULL)
+		{
+			if (tick_run_isolated(t, failure_step, job, &why))
+			{
+				job->committed = true;
+				continue;
+			}
+			job->backoff_only = true;
+			job->outcome = NULL;
+			if (tick_run_isolated(t, failure_step, job, &why))
+			{
+				job->committed = true;
+				continue;
+			}
+		}
+		job->outcome = stale ? "stale" : "error";
+		if (tick_run_isolated(t, tick_count_tokens, job, &why))
+			job->committed = true;
+		else
+			elog(WARNING, "mana_ai: could not count the tokens of mission %s: %s",
+				 job->mission_id, why);
+		if (!stale)
+		{
+			job->settle_error = job->settle_error ? job->settle_error :
+				psprintf("the write-back batch did not commit: %s", error);
+			tick_add_error(t, "mission %s: %s", job->mission_id, job->settle_error);
+			mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
+		}
+	}
+}
+
+/*
  * Write back every mission taken in this tick, in batches (tick_xact.c):
  * each mission in its own subtransaction, a batch's missions committed
  * together.  A crash before a batch commits loses the whole batch, whose
@@ -396,6 +459,11 @@ tick_writeback_phase(Tick *t)
 {
 	ListCell   *lc;
 
+	if (t->mode == TICK_SQL)
+	{
+		tick_settle_grouped(t);	/* one transaction: bounded subtransaction ids */
+		return;
+	}
 	foreach(lc, t->jobs)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -434,4 +502,17 @@ tick_count_uncommitted_tokens(Tick *t)
 			elog(WARNING, "mana_ai: could not count the tokens of mission %s: %s",
 				 job->mission_id, error);
 	}
+}
+
+/* For tick_groups.c: one mission's whole ladder, and its first step alone. */
+void
+tick_settle_mission(Tick *t, Job *job)
+{
+	settle_mission(t, job);
+}
+
+void
+tick_settle_step(Tick *t, Job *job)
+{
+	settle_step(t, job);
 }

@@ -265,20 +265,64 @@ tick_batch_settled(Tick *t, Job *job)
 		tick_batch_close(t);
 }
 
-/* Commit the open batch, if any: every write-back in it lands at once. */
+/*
+ * Commit the worker's open batch: NULL, or the error that made the commit
+ * fail (a deferred check a trigger asked for, a serialization failure),
+ * with the batch undone.  A cancel goes on up.
+ */
+static char *
+batch_commit(Tick *t)
+{
+	char	   *volatile error = NULL;
+
+	PG_TRY();
+	{
+		worker_xact_commit();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(t->cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		error = pstrdup(edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(t->cxt);
+	return error;
+}
+
+/*
+ * Commit the open batch, if any: every write-back in it lands at once.
+ * When the commit fails, each of its missions goes through the failure
+ * path on its own (tick_settle_failed_batch), and the tick goes on.
+ */
 void
 tick_batch_close(Tick *t)
 {
 	ListCell   *lc;
+	List	   *jobs = t->batch_jobs;
+	char	   *error = NULL;
 
 	if (!t->batch_open)
 		return;
 	t->batch_open = false;
-	tick_unit_commit(t);
-	foreach(lc, t->batch_jobs)
-		((Job *) lfirst(lc))->committed = true;
-	list_free(t->batch_jobs);
 	t->batch_jobs = NIL;
+	if (t->mode == TICK_WORKER)
+		error = batch_commit(t);
+	else
+		tick_unit_commit(t);
+	if (error != NULL)
+		tick_settle_failed_batch(t, jobs, error);
+	else
+		foreach(lc, jobs)
+			((Job *) lfirst(lc))->committed = true;
+	list_free(jobs);
 }
 
 /*

@@ -11,6 +11,7 @@
  * free().
  */
 #include "llm_chat.h"
+#include "llm_tokens.h"
 
 #include <json-c/json.h>
 
@@ -102,7 +103,7 @@ llm_parse_chat_response(const char *body, size_t len, char **content,
 			json_object_object_get_ex(usage, "total_tokens", &tokens) &&
 			json_object_is_type(tokens, json_type_int) &&
 			json_object_get_int64(tokens) >= 0)
-			*total_tokens = json_object_get_int64(tokens);
+			*total_tokens = llm_tokens_clamp_round(json_object_get_int64(tokens));
 	}
 	if (root)
 		json_object_put(root);

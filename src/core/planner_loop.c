@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm_tokens.h"
 #include "planner_loop.h"
 #include "tool_calls.h"
 #include "tool_json.h"
@@ -190,6 +191,7 @@ submit_round(PlanLoop *loop, int i)
 		end_mission(loop, i, PLAN_END_DEADLINE);
 		return;
 	}
+	plan_breaker_skip(loop->cfg.breaker, loop->cfg.n_models, &st->model);
 	st->body = round_body(loop, i);
 	if (st->body == NULL)
 	{
@@ -302,9 +304,10 @@ add_tokens(PlanMission *m, int64_t tokens)
 {
 	if (tokens < 0)
 		return;
-	m->total_tokens = (m->total_tokens < 0 ? 0 : m->total_tokens) + tokens;
+	tokens = llm_tokens_clamp_round(tokens);	/* every parser clamps; be sure */
+	m->total_tokens = llm_tokens_add(m->total_tokens, tokens, LLM_MAX_TOKENS_PER_MISSION);
 	if (m->budget != NULL)
-		*m->budget -= tokens;
+		*m->budget = llm_tokens_spend(*m->budget, tokens);
 }
 
 /* One tools-protocol answer of mission i: steps, then go on or end. */
@@ -381,6 +384,9 @@ judge_failure(PlanLoop *loop, int i, const char *model)
 	if (h->llm_error)
 		h->llm_error(h->arg, model, req->error_kind);
 	if (llm_error_kind_falls_back(req->error_kind) &&
+		plan_breaker_count(loop->cfg.breaker, st->model, true) && h->breaker_open)
+		h->breaker_open(h->arg, model, loop->cfg.breaker->failures[st->model]);
+	if (llm_error_kind_falls_back(req->error_kind) &&
 		st->model + 1 < loop->cfg.n_models && now < st->deadline)
 	{
 		if (h->fallback)
@@ -423,6 +429,7 @@ collect(PlanLoop *loop)
 		else
 		{
 			m->model = model;
+			plan_breaker_count(loop->cfg.breaker, st->model, false);
 			if (loop->cfg.protocol == PLAN_PROTOCOL_TOOLS)
 				judge_tools_answer(loop, i, model);
 			else

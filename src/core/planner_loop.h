@@ -12,7 +12,8 @@
  *          valid steps, the mission's deadline or the agent's token budget.
  * and the model chain: a call failing by connection error, timeout, 5xx
  * or 429 (after the client's retries) is sent again to the next model,
- * within the same deadline.  A mission in its third round never holds up
+ * within the same deadline, past any model the tick's breaker has opened
+ * (PlanBreaker).  A mission in its third round never holds up
  * another's first: as a round ends, the next round's request joins the
  * same handle; at most max_parallel calls are in flight.  Never includes
  * a PostgreSQL header, never blocks longer than the wait it is given, and
@@ -64,7 +65,32 @@ typedef struct PlanHooks
 	void		(*fallback) (void *arg, const char *from, const char *to);
 	/* every finished HTTP call, first attempt to result */
 	void		(*request) (void *arg, double seconds);
+	/* the breaker opened for model after `failures` failed calls in a row */
+	void		(*breaker_open) (void *arg, const char *model, int failures);
 } PlanHooks;
+
+/*
+ * The model breaker of one tick, owned by the caller and shared by every
+ * mission of the loop: after `threshold` consecutive failed calls of a
+ * model of the chain (those that fall back: connection, timeout, 5xx,
+ * 429, after the client's retries), the model is open and every later
+ * round goes straight to the next model.  The last model of the chain is
+ * never skipped (a round always has a model to go to); a call that
+ * answers resets its model's count.  threshold 0: off.
+ */
+typedef struct PlanBreaker
+{
+	int			threshold;
+	int			failures[PLAN_LOOP_MAX_MODELS];	/* consecutive, by chain index */
+	bool		open[PLAN_LOOP_MAX_MODELS];
+	int			skipped[PLAN_LOOP_MAX_MODELS];	/* rounds sent past it */
+} PlanBreaker;
+
+/* planner_breaker.c: *model moved past every open model, never past the last. */
+extern void plan_breaker_skip(PlanBreaker *b, int n_models, int *model);
+
+/* A finished call of chain index k; true when this failure opened it. */
+extern bool plan_breaker_count(PlanBreaker *b, int k, bool failed);
 
 typedef struct PlanLoopConfig
 {
@@ -75,6 +101,7 @@ typedef struct PlanLoopConfig
 	PlanProtocol protocol;
 	int			max_rounds;		/* tools: answered rounds at most (>= 1) */
 	int			max_steps;		/* tools: valid steps at most (0 = 5) */
+	PlanBreaker *breaker;		/* NULL: no breaker */
 	PlanHooks	hooks;
 } PlanLoopConfig;
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm_tokens.h"
 #include "tool_json.h"
 
 static int64_t
@@ -36,11 +37,12 @@ read_usage(json_object *root, ToolResponse *out)
 	if (!json_object_object_get_ex(root, "usage", &usage) ||
 		!json_object_is_type(usage, json_type_object))
 		return;
-	out->prompt_tokens = usage_count(usage, "prompt_tokens");
-	out->completion_tokens = usage_count(usage, "completion_tokens");
-	out->total_tokens = usage_count(usage, "total_tokens");
+	out->prompt_tokens = llm_tokens_clamp_round(usage_count(usage, "prompt_tokens"));
+	out->completion_tokens = llm_tokens_clamp_round(usage_count(usage, "completion_tokens"));
+	out->total_tokens = llm_tokens_clamp_round(usage_count(usage, "total_tokens"));
 	if (out->total_tokens < 0 && out->prompt_tokens >= 0 && out->completion_tokens >= 0)
-		out->total_tokens = out->prompt_tokens + out->completion_tokens;
+		out->total_tokens = llm_tokens_add(out->prompt_tokens, out->completion_tokens,
+										   LLM_MAX_TOKENS_PER_ROUND);
 }
 
 /* choices[0].message, or NULL after fail(). */
