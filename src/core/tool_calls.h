@@ -104,4 +104,16 @@ extern void tool_response_reject(ToolResponse *res, int i, const char *code,
 
 extern void tool_response_free(ToolResponse *res);
 
+/*
+ * Judge one call given as a parsed arguments object (the json protocol's
+ * step: its params plus its rationale) by the very rules of a tool call:
+ * the schema's, then the web app executor's (exec_rules.h).  Fills *call
+ * (id stays NULL; free it with tool_call_clear); returns call->ok.
+ */
+extern bool tool_call_judge(json_object *offered, const char *name,
+							json_object *args, ToolCall *call);
+
+/* Free what tool_call_judge put into call. */
+extern void tool_call_clear(ToolCall *call);
+
 #endif
