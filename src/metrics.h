@@ -31,6 +31,7 @@ typedef enum ManaAiLabeledCounter
 	ML_TOOL_CALLS,				/* {tool, outcome}: two labels */
 	ML_LLM_ERRORS,				/* {model, kind} */
 	ML_LLM_FALLBACKS,			/* {from, to} */
+	ML_INJECTION_FLAGS,			/* {tool}: a catalog tool name or "other" */
 	ML_NUM_FAMILIES
 } ManaAiLabeledCounter;
 

@@ -61,6 +61,8 @@ typedef struct Job
 	bool		settled;		/* its write-back ran, committed or not */
 	bool		committed;		/* the batch holding its write-back committed */
 	char	   *settle_error;	/* the write-back's own error (rolled back) */
+	int64		token_total;	/* the agent's maxTokensPerDay, 0: none */
+	char	   *step_notes;		/* steps dropped, refused or flagged (tick_steps.c) */
 } Job;
 
 /* The phases a tick times (its result's phaseMs). */
@@ -136,5 +138,8 @@ extern void tick_count_uncommitted_tokens(Tick *t);
 extern void tick_writeback_phase(Tick *t);
 extern bool tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error);
 extern void tick_record_failure(Tick *t, Job *job);
+
+/* tick_steps.c: log, count and note the flagged and dropped steps. */
+extern void tick_note_steps(Job *job, const char *flags_json, const char *dropped_json);
 
 #endif

@@ -321,8 +321,10 @@ check_step(const PlanParseCheck *check, json_object *norm, int i, PlanParseResul
 				  "unexpected argument \"rationale\" in params: give it beside them");
 		return NULL;
 	}
-	json_object_object_foreach(params, key, val)
-		json_object_object_add(args, key, json_object_get(val));
+	{
+		json_object_object_foreach(params, key, val)
+			json_object_object_add(args, key, json_object_get(val));
+	}
 	json_object_object_add(args, TOOL_RATIONALE_ARG,
 						   json_object_get(json_object_object_get(norm, "rationale")));
 	tool_call_judge(check->offered, name, args, &call);
