@@ -52,6 +52,10 @@ tool is create_task when offered, else the first one.
   [mock:tools-scripted]         round N answers the calls of the option
                                 tool_calls[N-1] (a list of {name, arguments},
                                 arguments an object or a string), stop after
+  [mock:tools-scripted:K]       the same from tool_calls[K + N - 1] on (an
+                                empty list stops)
+  [mock:content:K]              json answers: the option contents[K] instead
+                                of content
 Every tools answer carries usage {prompt_tokens, completion_tokens,
 total_tokens} with total_tokens = the total_tokens option, per round.
 
@@ -119,6 +123,7 @@ class State:
             "huge_no_length": False,    # True: no Content-Length, close at end
             "content": None,     # None: the default plan in a ```json block
             "tool_calls": [],    # [mock:tools-scripted]: the calls of each round
+            "contents": [],      # [mock:content:K]: the json answer of request K
             "latency_range_ms": args.latency_range,   # None or [lo, hi]
             "error_rate": args.error_rate,
             "error_modes": args.error_modes,
@@ -255,18 +260,19 @@ def scenario_calls(tools, scenario, rnd):
     return None                                 # tools-none
 
 
-def scripted_calls(opts, rnd):
+def scripted_calls(opts, rnd, offset):
     rounds = opts.get("tool_calls") or []
-    if rnd > len(rounds) or not rounds[rnd - 1]:
+    k = (offset or 0) + rnd - 1
+    if k >= len(rounds) or not rounds[k]:
         return None
     return [make_call(rnd, i, c.get("name", ""), c.get("arguments", {}))
-            for i, c in enumerate(rounds[rnd - 1])]
+            for i, c in enumerate(rounds[k])]
 
 
 def tools_answer(body, tools, scenario, opts):
     rnd = tool_round(body)
     if scenario[0] == "tools-scripted":
-        calls = scripted_calls(opts, rnd)
+        calls = scripted_calls(opts, rnd, scenario[1])
     else:
         calls = scenario_calls(tools, scenario, rnd)
     total = opts["total_tokens"]
@@ -395,6 +401,10 @@ class Handler(BaseHTTPRequestHandler):
         for m in MARKER.finditer(user):
             if m.group(1) == "latency" and m.group(2):
                 latency = int(m.group(2))
+            elif m.group(1) == "content" and m.group(2):
+                contents = opts.get("contents") or []
+                if int(m.group(2)) < len(contents):
+                    opts["content"] = contents[int(m.group(2))]
             elif m.group(1) in MODES:
                 mode, per_request = m.group(1), True
                 if m.group(2):
