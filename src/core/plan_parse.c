@@ -332,6 +332,7 @@ check_step(const PlanParseCheck *check, json_object *norm, int i, PlanParseResul
 	if (!call.ok)
 	{
 		drop_step(out, i, name, call.code, call.error);
+		tool_call_clear(&call);
 		return NULL;
 	}
 	json_object_object_add(norm, "params", call.params);
