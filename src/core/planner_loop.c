@@ -9,7 +9,8 @@
  * of the time left among the models not yet tried, so a hanging model
  * leaves time for the next), the model fallback, judging each tools
  * answer and ending each loop with its reason (the plan a finished loop
- * hands back is planner_plan.c's).  Must never trust an
+ * hands back is planner_plan.c's; what a round adds, its steps, the
+ * injection policy and the budget reminder, planner_round.c's).  Must never trust an
  * answer (tool_calls.c judges it), never send a round past the deadline
  * or the agent's budget, and never call back into anything that could
  * jump out of a step.

@@ -7,7 +7,8 @@
  * tool_calls entry against the functions that were offered (the "tools"
  * array of the request, as tool_schema.h builds it): known tool, arguments
  * a JSON object, required arguments present, types, enums, no unexpected
- * argument, a non-empty rationale.  A valid call becomes a step (tool
+ * argument, a non-empty rationale, and last the web app executor's rules
+ * (exec_rules.h).  A valid call becomes a step (tool
  * name, params without rationale, the rationale); an invalid one keeps an
  * error text the model reads in the next round.  The answer is hostile:
  * its size, the number of calls, each argument string and each id are
