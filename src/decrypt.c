@@ -47,6 +47,7 @@ static const struct
 	{"calendar", "calendar"},
 	{"journal", "journal"},
 	{"kontext", "kontext"},
+	{"profile", "profile"},
 };
 
 const char *
@@ -282,7 +283,7 @@ mana_ai_decrypt_input(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("module \"%s\" has no encrypted inputs", module),
-				 errhint("Use one of notes, tasks, todo, calendar, journal, kontext.")));
+				 errhint("Use one of notes, tasks, todo, calendar, journal, kontext, profile.")));
 
 	mission = mana_ai_load_mission(user_id, mission_id);
 	grant = mana_ai_mission_grant(mission, &present);

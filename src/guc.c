@@ -47,6 +47,15 @@ int			mana_ai_writeback_batch_time = 100;
 int			mana_ai_planner_protocol = MANA_AI_PROTOCOL_TOOLS;
 int			mana_ai_planner_max_rounds = 5;
 int			mana_ai_model_breaker_failures = 5;
+int			mana_ai_injection_policy = MANA_AI_INJECTION_LOG;
+
+/* The values of core/injection.h's InjectionPolicy, in its order. */
+static const struct config_enum_entry injection_policy_options[] = {
+	{"off", MANA_AI_INJECTION_OFF, false},
+	{"log", MANA_AI_INJECTION_LOG, false},
+	{"refuse", MANA_AI_INJECTION_REFUSE, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry planner_protocol_options[] = {
 	{"tools", MANA_AI_PROTOCOL_TOOLS, false},
@@ -272,6 +281,13 @@ mana_ai_define_gucs(void)
 							 "How the planner talks to the LLM: tools (function calling) or json (a fenced JSON plan).",
 							 NULL, &mana_ai_planner_protocol, MANA_AI_PROTOCOL_TOOLS,
 							 planner_protocol_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("mana_ai.injection_policy",
+							 "What a planned step whose parameters hold a prompt-injection marker becomes: "
+							 "off (not checked), log (planned, logged and counted) or refuse (not planned; "
+							 "the model is told why).",
+							 NULL, &mana_ai_injection_policy, MANA_AI_INJECTION_LOG,
+							 injection_policy_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mana_ai.planner_max_rounds",
 							"Rounds of tool calls one mission's planner conversation may take (tools protocol).",

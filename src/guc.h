@@ -34,7 +34,12 @@ extern int	mana_ai_late_row_window;	/* seconds, read by refresh_horizon() */
 extern int	mana_ai_planner_protocol;	/* MANA_AI_PROTOCOL_* */
 extern int	mana_ai_planner_max_rounds;
 extern int	mana_ai_model_breaker_failures;
+extern int	mana_ai_injection_policy;	/* MANA_AI_INJECTION_* */
 
+/* mana_ai.injection_policy; the values of core/injection.h's InjectionPolicy */
+#define MANA_AI_INJECTION_OFF 0
+#define MANA_AI_INJECTION_LOG 1
+#define MANA_AI_INJECTION_REFUSE 2
 #define MANA_AI_PROTOCOL_TOOLS 0
 #define MANA_AI_PROTOCOL_JSON 1
 

@@ -168,6 +168,7 @@ fill_config(PlanLoopConfig *cfg, int protocol,
 	cfg->protocol = protocol == MANA_AI_PROTOCOL_JSON ? PLAN_PROTOCOL_JSON : PLAN_PROTOCOL_TOOLS;
 	cfg->max_rounds = mana_ai_planner_max_rounds;
 	cfg->max_steps = PLAN_LOOP_DEFAULT_MAX_STEPS;
+	cfg->injection = (InjectionPolicy) mana_ai_injection_policy;
 	cfg->hooks.tool_call = count_tool_call;
 	cfg->hooks.llm_error = count_llm_error;
 	cfg->hooks.fallback = count_fallback;
@@ -300,6 +301,9 @@ copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools)
 		c->content = tools ? NULL : take_text(&m->content, &bad);
 		c->plan = take_text(&plan, &bad);
 		free(plan);
+		/* labels and catalog names only: ASCII, nothing to convert */
+		c->flags = m->flags ? pstrdup(json_object_to_json_string_ext(m->flags,
+																	 JSON_C_TO_STRING_PLAIN)) : NULL;
 		if (m->ok && (bad != NULL || (tools && c->plan == NULL)))
 		{
 			c->ok = false;
@@ -342,6 +346,7 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 		missions[i].user = calls[i].user;
 		missions[i].tools = calls[i].tools;
 		missions[i].budget = (int64_t *) calls[i].token_budget;
+		missions[i].budget_total = calls[i].budget_total;
 	}
 	fill_config(&cfg, protocol, names);
 	memset(&breaker, 0, sizeof(breaker));

@@ -18,6 +18,8 @@ typedef struct LlmCall
 								 * JSON array, PlannerPrompt.tools) */
 	int64	   *token_budget;	/* tokens the agent may still spend, shared by
 								 * its missions of the tick; NULL: no limit */
+	int64		budget_total;	/* the agent's maxTokensPerDay (0: none), for
+								 * the loop's budget reminders */
 	/* results */
 	bool		ok;				/* json: content is the answer; tools: plan */
 	char	   *content;		/* json: the answer's message content */
@@ -33,6 +35,8 @@ typedef struct LlmCall
 	int			attempts;		/* over every round and model */
 	double		seconds;		/* the whole conversation */
 	char	   *error;			/* short reason (NULL when ok); never holds the key */
+	char	   *flags;			/* tools: [{toolName, marker, refused}] the
+								 * injection policy flagged, as JSON; NULL none */
 } LlmCall;
 
 /*

@@ -39,8 +39,8 @@
 #define LABEL_LEN 264
 #define LABEL_SEP '\x1f'
 
-static const int family_slots[ML_NUM_FAMILIES] = {24, 24, 24, 24, 192, 48, 32, 16};
-#define TOTAL_SLOTS (24 * 4 + 192 + 48 + 32 + 16)
+static const int family_slots[ML_NUM_FAMILIES] = {24, 24, 24, 24, 192, 48, 32, 16, 72};
+#define TOTAL_SLOTS (24 * 4 + 192 + 48 + 32 + 16 + 72)
 
 static const double seconds_bounds[] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
@@ -92,12 +92,13 @@ static const char *const family_names[ML_NUM_FAMILIES] = {
 	"mana_ai_llm_errors_total",
 	"mana_ai_llm_fallbacks_total",
 	"mana_ai_model_breaker_open_total",
+	"mana_ai_injection_flags_total",
 };
 
 /* Second key NULL: a one-label family. */
 static const char *const family_label_keys[ML_NUM_FAMILIES][2] = {
 	{"table", NULL}, {"table", NULL}, {"reason", NULL}, {"decision", NULL},
-	{"tool", "outcome"}, {"model", "kind"}, {"from", "to"}, {"model", NULL},
+	{"tool", "outcome"}, {"model", "kind"}, {"from", "to"}, {"model", NULL}, {"tool", NULL},
 };
 
 /*
@@ -140,7 +141,7 @@ mana_ai_metrics_shmem_attach(void)
 	bool		found;
 	int			first = 0;
 
-	StaticAssertStmt(24 * 4 + 192 + 48 + 32 + 16 == TOTAL_SLOTS, "slot pool size");
+	StaticAssertStmt(24 * 4 + 192 + 48 + 32 + 16 + 72 == TOTAL_SLOTS, "slot pool size");
 	metrics = ShmemInitStruct("mana_ai metrics", sizeof(MetricsShared), &found);
 	if (found)
 		return;

@@ -32,6 +32,7 @@ typedef enum ManaAiLabeledCounter
 	ML_LLM_ERRORS,				/* {model, kind} */
 	ML_LLM_FALLBACKS,			/* {from, to} */
 	ML_MODEL_BREAKER_OPEN,		/* {model} */
+	ML_INJECTION_FLAGS,			/* {tool}: a catalog tool name or "other" */
 	ML_NUM_FAMILIES
 } ManaAiLabeledCounter;
 

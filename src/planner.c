@@ -59,6 +59,7 @@ typedef struct Scratch
 	PromptResult prompt;
 	PlanParseResult parse;
 	json_object *out;
+	json_object *offered;		/* checked parse: the agent's functions */
 	char	   *text;
 	char	   *function;		/* tool_schema_function_text's, until copied */
 } Scratch;
@@ -72,7 +73,7 @@ static PlannerPrompt render(Jsonb *mission, Jsonb *agent, List *resolved,
 static char *offered_functions(CatalogTool *catalog, int n_tools, Scratch *s);
 static PromptInput *inputs_from_json(Scratch *s, int *n);
 static Jsonb *parse_against_catalog(const char *answer, size_t len,
-									Jsonb *agent, Scratch *s);
+									Jsonb *agent, bool checked, Scratch *s);
 
 /*
  * While a tick runs, the catalog it read first, in the tick's memory: a
@@ -231,6 +232,7 @@ scratch_free(Scratch *s)
 	prompt_result_free(&s->prompt);
 	plan_parse_result_free(&s->parse);
 	json_object_put(s->out);
+	json_object_put(s->offered);
 	free(s->text);
 	free(s->function);
 	memset(s, 0, sizeof(*s));
@@ -450,9 +452,14 @@ mana_ai_render_prompt(Jsonb *mission, Jsonb *agent, List *inputs, bool tools_pro
 	return *result;
 }
 
-/* Parse against the catalog with each tool's policy decision. */
+/*
+ * Parse against the catalog with each tool's policy decision; checked:
+ * each step also as a tool call of the agent's functions, with
+ * mana_ai.injection_policy (plan_parse_checked).
+ */
 static Jsonb *
-parse_against_catalog(const char *answer, size_t len, Jsonb *agent, Scratch *s)
+parse_against_catalog(const char *answer, size_t len, Jsonb *agent, bool checked,
+					  Scratch *s)
 {
 	int			n_tools;
 	CatalogTool *catalog = load_catalog(&n_tools);
@@ -466,7 +473,20 @@ parse_against_catalog(const char *answer, size_t len, Jsonb *agent, Scratch *s)
 		tools[i].denied = policy_denies(s->agent, catalog[i].name,
 										catalog[i].module);
 	}
-	plan_parse(answer, len, tools, n_tools, &s->parse);
+	if (checked)
+	{
+		const char *text = offered_functions(catalog, n_tools, s);
+		PlanParseCheck check;
+
+		s->offered = json_tokener_parse(text);
+		if (s->offered == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		check.offered = s->offered;
+		check.injection = (InjectionPolicy) mana_ai_injection_policy;
+		plan_parse_checked(answer, len, tools, n_tools, &check, &s->parse);
+	}
+	else
+		plan_parse(answer, len, tools, n_tools, &s->parse);
 	s->text = plan_parse_result_json(&s->parse);
 	if (s->text == NULL)
 		ereport(ERROR,
@@ -475,15 +495,15 @@ parse_against_catalog(const char *answer, size_t len, Jsonb *agent, Scratch *s)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s->text)));
 }
 
-Jsonb *
-mana_ai_parse_plan_len(const char *answer, size_t len, Jsonb *agent)
+static Jsonb *
+parse_plan(const char *answer, size_t len, Jsonb *agent, bool checked)
 {
 	Scratch    *s = palloc0(sizeof(Scratch));
 	Jsonb	   *volatile result = NULL;
 
 	PG_TRY();
 	{
-		result = parse_against_catalog(answer, len, agent, s);
+		result = parse_against_catalog(answer, len, agent, checked, s);
 	}
 	PG_FINALLY();
 	{
@@ -491,6 +511,18 @@ mana_ai_parse_plan_len(const char *answer, size_t len, Jsonb *agent)
 	}
 	PG_END_TRY();
 	return result;
+}
+
+Jsonb *
+mana_ai_parse_plan_len(const char *answer, size_t len, Jsonb *agent)
+{
+	return parse_plan(answer, len, agent, false);
+}
+
+Jsonb *
+mana_ai_parse_plan_checked(const char *answer, Jsonb *agent)
+{
+	return parse_plan(answer, answer ? strlen(answer) : 0, agent, true);
 }
 
 Jsonb *

@@ -43,6 +43,13 @@ extern PlannerPrompt mana_ai_render_prompt(Jsonb *mission, Jsonb *agent,
 extern Jsonb *mana_ai_parse_plan_for(const char *answer, Jsonb *agent);
 
 /* The same for a counted buffer (need not be NUL-terminated). */
+/*
+ * The tick's json-protocol parse: each step also judged as a tool call of
+ * the agent's functions (the schema's rules, then the web app executor's)
+ * and scanned under mana_ai.injection_policy; a step that fails is
+ * dropped.  {ok, plan, dropped?, flags?} or {ok:false, reason, ...}.
+ */
+extern Jsonb *mana_ai_parse_plan_checked(const char *answer, Jsonb *agent);
 extern Jsonb *mana_ai_parse_plan_len(const char *answer, size_t len,
 									 Jsonb *agent);
 

@@ -1,5 +1,6 @@
 /*
- * resolvers.c: the six input resolvers of SPEC 6.
+ * resolvers.c: the input resolvers of SPEC 6, and the user's profile
+ * (SPEC 11.4).
  *
  * Owns turning a mission's inputs [{module, table, id}] into the
  * ResolvedInput lines the planner prompt shows (exact German content
@@ -39,6 +40,7 @@ static char *goal_content(Jsonb *record);
 static char *content_field(Jsonb *record);
 static char *task_content(Jsonb *record);
 static char *event_content(Jsonb *record);
+static char *profile_content(Jsonb *record);
 
 static const ResolverSpec resolvers[] = {
 	{"goals", "Goal", 0, false, goal_content},
@@ -48,6 +50,12 @@ static const ResolverSpec resolvers[] = {
 	{"calendar", "Termin", 500, false, event_content},
 	{"journal", "Journal-Eintrag", 500, false, content_field},
 	{"kontext", "Mana-Kontext", 1500, true, content_field},
+	{"profile", "Nutzerprofil", 2000, true, profile_content},
+};
+
+/* The profile's fields in the order its text shows them (SPEC 11.4). */
+static const char *const profile_fields[] = {
+	"about", "interests", "routine", "nutrition", "goals", "social", "freeform"
 };
 
 /* Field of an object container as text; NULL for missing, null or "". */
@@ -147,6 +155,35 @@ event_content(Jsonb *record)
 		appendStringInfo(&buf, "%s@ %s", buf.len ? " " : "", start);
 	if (location)
 		appendStringInfo(&buf, "%sin %s", buf.len ? " " : "", location);
+	return buf.data;
+}
+
+/* A value with nothing to show: blank text, or an empty object or array. */
+static bool
+blank_value(const char *s)
+{
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	return *s == '\0' || strcmp(s, "{}") == 0 || strcmp(s, "[]") == 0;
+}
+
+/* The non-empty fields, one per line (an object or array as its JSON text). */
+static char *
+profile_content(Jsonb *record)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < lengthof(profile_fields); i++)
+	{
+		char	   *v = field(record, profile_fields[i]);
+
+		if (v == NULL || blank_value(v))
+			continue;
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, '\n');
+		appendStringInfoString(&buf, v);
+	}
 	return buf.data;
 }
 

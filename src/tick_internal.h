@@ -61,6 +61,8 @@ typedef struct Job
 	bool		settled;		/* its write-back ran, committed or not */
 	bool		committed;		/* the batch holding its write-back committed */
 	char	   *settle_error;	/* the write-back's own error (rolled back) */
+	int64		token_total;	/* the agent's maxTokensPerDay, 0: none */
+	char	   *step_notes;		/* steps dropped, refused or flagged (tick_steps.c) */
 } Job;
 
 /* The phases a tick times (its result's phaseMs). */
@@ -142,5 +144,8 @@ extern void tick_settle_step(Tick *t, Job *job);
 
 /* tick_groups.c: SELECT mana_ai_tick()'s write-back, a subtransaction per group */
 extern void tick_settle_grouped(Tick *t);
+
+/* tick_steps.c: log, count and note the flagged and dropped steps. */
+extern void tick_note_steps(Job *job, const char *flags_json, const char *dropped_json);
 
 #endif

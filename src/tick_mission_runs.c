@@ -96,6 +96,9 @@ push_row(JsonbParseState **state, Job *job, const char *tick_error)
 		if (!written)
 			message = NOT_WRITTEN;
 	}
+	/* steps the planner dropped, refused or flagged: reason codes only */
+	if (job->step_notes != NULL && job->settle_error == NULL && job->settled)
+		message = message ? psprintf("%s; %s", message, job->step_notes) : job->step_notes;
 
 	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
 	jb_push_text_member(state, "user_id", job->user_id);

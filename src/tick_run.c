@@ -294,6 +294,7 @@ select_phase(Tick *t)
 			}
 			job->has_agent = true;
 			job->token_budget = no_budget ? -1 : budget - used;
+			job->token_total = no_budget ? 0 : budget;
 			job->agent_id = agent_id;
 			job->agent_name = SPI_getvalue(tup, desc, 8);
 			job->agent = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
@@ -403,6 +404,7 @@ share_token_budgets(Tick *t)
 		if (!found)
 			pool->tokens_left = job->token_budget;
 		job->call->token_budget = &pool->tokens_left;
+		job->call->budget_total = job->token_total;
 	}
 }
 
@@ -466,7 +468,9 @@ llm_phase(Tick *t)
 
 /*
  * The plan of a mission whose conversation ended well: the tools loop's
- * own (validated round by round), or the json answer's strict parse.
+ * own (validated round by round), or the json answer's strict parse with
+ * each step judged as a tool call (an invalid one dropped, as the tools
+ * loop never plans one).
  * NULL with the reason in job->fail_* when the answer is no plan.
  */
 static Jsonb *
@@ -477,7 +481,8 @@ job_plan(Tick *t, Job *job)
 
 	if (t->protocol == MANA_AI_PROTOCOL_TOOLS)
 		return jb_from_cstring(job->call->plan);
-	parsed = mana_ai_parse_plan_for(job->call->content, job->agent);
+	parsed = mana_ai_parse_plan_checked(job->call->content, job->agent);
+	tick_note_steps(job, jb_member_text(parsed, "flags"), jb_member_text(parsed, "dropped"));
 	ok = jb_member_text(parsed, "ok");
 	if (ok != NULL && strcmp(ok, "true") == 0)
 		return jb_member_object(parsed, "plan");
@@ -494,6 +499,8 @@ tick_settle_job(Tick *t, Job *job)
 {
 	Jsonb	   *plan = NULL;
 
+	if (job->prepared && job->call->flags != NULL)
+		tick_note_steps(job, job->call->flags, NULL);	/* the tools loop's */
 	if (job->prepared && !job->call->ok && !job->call->answered)
 	{
 		job->fail_phase = "calling-llm";

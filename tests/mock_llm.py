@@ -49,6 +49,13 @@ tool is create_task when offered, else the first one.
   [mock:tools-never-stop]       one valid call in every round, never stops
   [mock:tools-never-stop-invalid] one invalid call in every round
   [mock:tools-hang-round:N]     valid calls until round N, which never answers
+  [mock:tools-scripted]         round N answers the calls of the option
+                                tool_calls[N-1] (a list of {name, arguments},
+                                arguments an object or a string), stop after
+  [mock:tools-scripted:K]       the same from tool_calls[K + N - 1] on (an
+                                empty list stops)
+  [mock:content:K]              json answers: the option contents[K] instead
+                                of content
 Every tools answer carries usage {prompt_tokens, completion_tokens,
 total_tokens} with total_tokens = the total_tokens option, per round.
 
@@ -84,7 +91,7 @@ MODES = ("ok", "error500", "fail-n-then-ok", "429", "429-n-then-ok", "garbage",
 MARKER = re.compile(r"\[mock:([a-z0-9-]+)(?::(\d+))?\]")
 TOOL_SCENARIOS = ("tools-rounds", "tools-none", "tools-invalid-then-fix",
                   "tools-multi", "tools-mixed", "tools-unknown", "tools-never-stop",
-                  "tools-never-stop-invalid", "tools-hang-round")
+                  "tools-never-stop-invalid", "tools-hang-round", "tools-scripted")
 MODEL_FAILURES = (("fail500", "error500"), ("fail429", "429"), ("hang", "hang"))
 MAX_RECORDED = 2000
 MAX_BODY = 4 * 1024 * 1024
@@ -115,6 +122,8 @@ class State:
             "huge_bytes": 20 * 1024 * 1024,
             "huge_no_length": False,    # True: no Content-Length, close at end
             "content": None,     # None: the default plan in a ```json block
+            "tool_calls": [],    # [mock:tools-scripted]: the calls of each round
+            "contents": [],      # [mock:content:K]: the json answer of request K
             "latency_range_ms": args.latency_range,   # None or [lo, hi]
             "error_rate": args.error_rate,
             "error_modes": args.error_modes,
@@ -251,9 +260,21 @@ def scenario_calls(tools, scenario, rnd):
     return None                                 # tools-none
 
 
+def scripted_calls(opts, rnd, offset):
+    rounds = opts.get("tool_calls") or []
+    k = (offset or 0) + rnd - 1
+    if k >= len(rounds) or not rounds[k]:
+        return None
+    return [make_call(rnd, i, c.get("name", ""), c.get("arguments", {}))
+            for i, c in enumerate(rounds[k])]
+
+
 def tools_answer(body, tools, scenario, opts):
     rnd = tool_round(body)
-    calls = scenario_calls(tools, scenario, rnd)
+    if scenario[0] == "tools-scripted":
+        calls = scripted_calls(opts, rnd, scenario[1])
+    else:
+        calls = scenario_calls(tools, scenario, rnd)
     total = opts["total_tokens"]
     if calls:
         message = {"role": "assistant", "content": None, "tool_calls": calls}
@@ -380,6 +401,10 @@ class Handler(BaseHTTPRequestHandler):
         for m in MARKER.finditer(user):
             if m.group(1) == "latency" and m.group(2):
                 latency = int(m.group(2))
+            elif m.group(1) == "content" and m.group(2):
+                contents = opts.get("contents") or []
+                if int(m.group(2)) < len(contents):
+                    opts["content"] = contents[int(m.group(2))]
             elif m.group(1) in MODES:
                 mode, per_request = m.group(1), True
                 if m.group(2):

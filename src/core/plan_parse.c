@@ -11,6 +11,8 @@
  */
 #include "plan_parse.h"
 #include "json_strict.h"
+#include "tool_calls.h"
+#include "tool_schema.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -276,9 +278,98 @@ validate_step(json_object *step, int i, const PlanTool *tools, size_t n_tools,
 	return norm;
 }
 
+/* Note a dropped step and clear the failure it left in out. */
+static void
+drop_step(PlanParseResult *out, int i, const char *tool, const char *code,
+		  const char *error)
+{
+	json_object *d = json_object_new_object();
+	char		c[64];
+
+	snprintf(c, sizeof(c), "%s", code);
+	c[strcspn(c, "@")] = '\0';
+	if (out->dropped == NULL)
+		out->dropped = json_object_new_array();
+	json_object_object_add(d, "step", json_object_new_int(i));
+	json_object_object_add(d, "toolName", json_object_new_string(tool ? tool : ""));
+	json_object_object_add(d, "code", json_object_new_string(c));
+	json_object_object_add(d, "error", json_object_new_string(error));
+	json_object_array_add(out->dropped, d);
+	out->reason[0] = out->detail[0] = '\0';
+	out->step = -1;
+}
+
+/*
+ * A normalized step as a tool call: its params with the nulls gone, or
+ * NULL when dropped.  Then the injection policy on what is left.
+ */
+static json_object *
+check_step(const PlanParseCheck *check, json_object *norm, int i, PlanParseResult *out)
+{
+	const char *name = json_object_get_string(json_object_object_get(norm, "toolName"));
+	json_object *params = json_object_object_get(norm, "params");
+	json_object *args = json_object_new_object();
+	const char *marker;
+	ToolCall	call;
+	char		why[200];
+
+	/* a params key "rationale" would pass as the call's own */
+	if (json_object_object_get_ex(params, TOOL_RATIONALE_ARG, NULL))
+	{
+		json_object_put(args);
+		drop_step(out, i, name, "unexpected-argument",
+				  "unexpected argument \"rationale\" in params: give it beside them");
+		return NULL;
+	}
+	{
+		json_object_object_foreach(params, key, val)
+			json_object_object_add(args, key, json_object_get(val));
+	}
+	json_object_object_add(args, TOOL_RATIONALE_ARG,
+						   json_object_get(json_object_object_get(norm, "rationale")));
+	tool_call_judge(check->offered, name, args, &call);
+	json_object_put(args);
+	if (!call.ok)
+	{
+		drop_step(out, i, name, call.code, call.error);
+		tool_call_clear(&call);
+		return NULL;
+	}
+	json_object_object_add(norm, "params", call.params);
+	call.params = NULL;
+	tool_call_clear(&call);
+	params = json_object_object_get(norm, "params");
+	if (check->injection == INJECTION_OFF || (marker = injection_marker(params)) == NULL)
+		return norm;
+	{
+		json_object *f = json_object_new_object();
+
+		if (out->flags == NULL)
+			out->flags = json_object_new_array();
+		json_object_object_add(f, "toolName", json_object_new_string(name));
+		json_object_object_add(f, "marker", json_object_new_string(marker));
+		json_object_object_add(f, "refused",
+							   json_object_new_boolean(check->injection == INJECTION_REFUSE));
+		json_object_array_add(out->flags, f);
+	}
+	if (check->injection != INJECTION_REFUSE)
+		return norm;
+	snprintf(why, sizeof(why), "the parameters hold a prompt-injection marker (%s); "
+			 "the step was not planned", marker);
+	drop_step(out, i, name, "injection-marker", why);
+	return NULL;
+}
+
 bool
 plan_parse(const char *answer, size_t len, const PlanTool *tools,
 		   size_t n_tools, PlanParseResult *out)
+{
+	return plan_parse_checked(answer, len, tools, n_tools, NULL, out);
+}
+
+bool
+plan_parse_checked(const char *answer, size_t len, const PlanTool *tools,
+				   size_t n_tools, const PlanParseCheck *check, PlanParseResult *out)
 {
 	const char *text = NULL;
 	size_t		text_len = 0;
@@ -335,16 +426,45 @@ plan_parse(const char *answer, size_t len, const PlanTool *tools,
 	norm_steps = json_object_new_array_ext((int) n);
 	for (size_t i = 0; i < n; i++)
 	{
-		json_object *norm = validate_step(json_object_array_get_idx(steps, i),
-										  (int) i, tools, n_tools, out);
+		json_object *step = json_object_array_get_idx(steps, i);
+		json_object *norm = validate_step(step, (int) i, tools, n_tools, out);
 
+		if (norm == NULL && check != NULL)
+		{
+			json_object *tn = json_object_is_type(step, json_type_object) ?
+				json_object_object_get(step, "toolName") : NULL;
+			char		code[64];
+			char		detail[160];
+
+			snprintf(code, sizeof(code), "%s", out->reason);
+			snprintf(detail, sizeof(detail), "%s", out->detail);
+			drop_step(out, (int) i, json_object_is_type(tn, json_type_string) ?
+					  json_object_get_string(tn) : NULL, code, detail);
+			continue;
+		}
 		if (norm == NULL)
 		{
 			json_object_put(norm_steps);
 			json_object_put(root);
 			return false;
 		}
+		if (check != NULL && check_step(check, norm, (int) i, out) == NULL)
+		{
+			json_object_put(norm);
+			continue;
+		}
 		json_object_array_add(norm_steps, norm);
+	}
+	if (check != NULL && n > 0 && json_object_array_length(norm_steps) == 0)
+	{
+		char		detail[160];
+
+		snprintf(detail, sizeof(detail), "no valid step: %s", json_object_get_string(
+			json_object_object_get(json_object_array_get_idx(out->dropped, 0), "error")));
+		json_object_put(norm_steps);
+		json_object_put(root);
+		fail(out, "no-valid-step", -1, detail);
+		return false;
 	}
 
 	out->plan = json_object_new_object();
@@ -379,6 +499,10 @@ plan_parse_result_json(const PlanParseResult *res)
 			json_object_object_add(obj, "step", json_object_new_int(res->step));
 		json_object_object_add(obj, "detail", json_object_new_string(res->detail));
 	}
+	if (res->dropped)
+		json_object_object_add(obj, "dropped", json_object_get(res->dropped));
+	if (res->flags)
+		json_object_object_add(obj, "flags", json_object_get(res->flags));
 	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
 												 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(obj);
@@ -390,5 +514,9 @@ plan_parse_result_free(PlanParseResult *res)
 {
 	if (res->plan)
 		json_object_put(res->plan);
+	json_object_put(res->dropped);
+	json_object_put(res->flags);
 	res->plan = NULL;
+	res->dropped = NULL;
+	res->flags = NULL;
 }

@@ -15,6 +15,8 @@
 
 #include <json-c/json.h>
 
+#include "injection.h"
+
 /* Answers longer than this are refused before any scanning. */
 #define PLAN_PARSE_MAX_ANSWER	(1024 * 1024)
 /* json-c tokener depth: the plan needs ~4 levels, params a few more. */
@@ -40,7 +42,21 @@ typedef struct PlanParseResult
 	int			step;
 	char		detail[160];	/* human-readable, may quote a tool name */
 	json_object *plan;			/* owned; NULL unless ok */
+	/* plan_parse_checked only, owned, NULL when empty: */
+	json_object *dropped;		/* [{step, toolName, code, error}] */
+	json_object *flags;			/* [{toolName, marker, refused}] */
 } PlanParseResult;
+
+/*
+ * What plan_parse_checked adds: the functions the agent may call (the
+ * tools protocol's "tools" array, tool_schema.h entries) and what a
+ * prompt-injection marker in a step's params does.
+ */
+typedef struct PlanParseCheck
+{
+	json_object *offered;
+	InjectionPolicy injection;
+} PlanParseCheck;
 
 /*
  * Parse answer[0..len) against the tools (denied ones are rejected with
@@ -53,7 +69,19 @@ extern bool plan_parse(const char *answer, size_t len,
 					   PlanParseResult *out);
 
 /*
- * The SQL-facing shape: {"ok":true,"plan":{...}} or
+ * plan_parse, then each step as the tools protocol judges a tool call:
+ * its params (plus its rationale) by tool_call_judge (the schema's rules,
+ * then the web app executor's), and its params for injection markers.  A
+ * step that fails is dropped, as the tools loop never plans an invalid
+ * call, and listed in out->dropped; the plan stays ok unless it had steps
+ * and none is left ("no-valid-step").  Markers found go to out->flags.
+ */
+extern bool plan_parse_checked(const char *answer, size_t len,
+							   const PlanTool *tools, size_t n_tools,
+							   const PlanParseCheck *check, PlanParseResult *out);
+
+/*
+ * The SQL-facing shape: {"ok":true,"plan":{...},"dropped"?,"flags"?} or
  * {"ok":false,"reason":...,"step":n?,"detail":...} as malloc'd JSON text.
  */
 extern char *plan_parse_result_json(const PlanParseResult *res);

@@ -9,7 +9,8 @@
  * of the time left among the models not yet tried, so a hanging model
  * leaves time for the next), the model fallback, judging each tools
  * answer and ending each loop with its reason (the plan a finished loop
- * hands back is planner_plan.c's).  Must never trust an
+ * hands back is planner_plan.c's; what a round adds, its steps, the
+ * injection policy and the budget reminder, planner_round.c's).  Must never trust an
  * answer (tool_calls.c judges it), never send a round past the deadline
  * or the agent's budget, and never call back into anything that could
  * jump out of a step.
@@ -21,6 +22,7 @@
 
 #include "llm_tokens.h"
 #include "planner_loop.h"
+#include "planner_round.h"
 #include "tool_calls.h"
 #include "tool_json.h"
 #include "tool_messages.h"
@@ -35,6 +37,9 @@ struct PlanMissionState
 	char	   *body;			/* the request in flight */
 	bool		in_flight;
 	bool		ended;
+	int64_t		last_round;		/* tokens of the last answered round */
+	json_object *reminder;		/* the budget reminder of the round in
+								 * flight (re-sent on a fallback), or NULL */
 };
 
 struct PlanLoop
@@ -153,16 +158,27 @@ round_body(PlanLoop *loop, int i)
 	PlanMission *m = &loop->missions[i];
 	PlanMissionState *st = m->state;
 	const char *model = loop->cfg.models[st->model];
+	json_object *reminder;
+	char	   *body;
 
-	if (loop->cfg.protocol == PLAN_PROTOCOL_JSON)
+	if (st->reminder == NULL)
+		st->reminder = plan_round_reminder(m, st->last_round);
+	reminder = st->reminder;
+
+	if (loop->cfg.protocol == PLAN_PROTOCOL_JSON && reminder == NULL)
 		return llm_build_chat_request(model, loop->cfg.client.temperature,
 									  m->system, m->user);
 	if (st->messages == NULL)
 		st->messages = tool_messages_initial(m->system, m->user);
 	if (st->messages == NULL)
-		return NULL;
-	return tool_request_body_text(model, loop->cfg.client.temperature, st->messages,
-								  st->offered, m->tools);
+		body = NULL;
+	else if (loop->cfg.protocol == PLAN_PROTOCOL_JSON)
+		body = plan_round_body(model, loop->cfg.client.temperature, st->messages,
+							   reminder, NULL, NULL);
+	else
+		body = plan_round_body(model, loop->cfg.client.temperature, st->messages,
+							   reminder, st->offered, m->tools);
+	return body;
 }
 
 /* Send mission i's next round (or end it: no time, no budget, no memory). */
@@ -236,69 +252,6 @@ make_ready(PlanLoop *loop, int i)
 	loop->ready_len++;
 }
 
-/* Whether name is one of the offered functions (metrics label it so). */
-static bool
-offered_has(json_object *offered, const char *name)
-{
-	size_t		n = offered ? json_object_array_length(offered) : 0;
-
-	for (size_t k = 0; name && k < n; k++)
-	{
-		json_object *fn = NULL;
-		const char *fname;
-
-		json_object_object_get_ex(json_object_array_get_idx(offered, k), "function", &fn);
-		fname = tool_json_str(fn, "name");
-		if (fname && strcmp(fname, name) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Each call of the round: a step, or an invalid call; hooks see both. */
-static void
-take_calls(PlanLoop *loop, PlanMission *m, ToolResponse *res)
-{
-	const PlanHooks *h = &loop->cfg.hooks;
-
-	for (int k = 0; k < res->n_calls; k++)
-	{
-		ToolCall   *c = &res->calls[k];
-
-		if (c->ok && m->n_steps >= loop->cfg.max_steps)
-		{
-			char		why[160];
-
-			snprintf(why, sizeof(why), "the plan already has %d steps; this call was not recorded",
-					 loop->cfg.max_steps);
-			tool_response_reject(res, k, "too-many-steps", why);
-		}
-		if (c->ok)
-		{
-			json_object *step = json_object_new_object();
-
-			if (m->steps == NULL)
-				m->steps = json_object_new_array();
-			json_object_object_add(step, "toolName", json_object_new_string(c->name));
-			json_object_object_add(step, "params", c->params ? json_object_get(c->params) :
-								   json_object_new_object());
-			json_object_object_add(step, "rationale", json_object_new_string(c->rationale));
-			json_object_array_add(m->steps, step);
-			m->n_steps++;
-			m->calls_planned++;
-			if (h->tool_call)
-				h->tool_call(h->arg, c->name, true);
-		}
-		else
-		{
-			m->calls_invalid++;
-			if (h->tool_call)
-				h->tool_call(h->arg, offered_has(m->state->offered, c->name) ? c->name : NULL,
-							 false);
-		}
-	}
-}
-
 static void
 add_tokens(PlanMission *m, int64_t tokens)
 {
@@ -333,7 +286,8 @@ judge_tools_answer(PlanLoop *loop, int i, const char *model)
 	}
 	m->rounds++;
 	add_tokens(m, res.total_tokens);
-	take_calls(loop, m, &res);
+	st->last_round = res.total_tokens;
+	plan_round_take_calls(&loop->cfg, m, st->offered, &res);
 	if (res.finish != TOOL_FINISH_CALLS)
 	{
 		ToolFinish	finish = res.finish;
@@ -428,6 +382,8 @@ collect(PlanLoop *loop)
 			judge_failure(loop, i, model);
 		else
 		{
+			json_object_put(st->reminder);	/* it went with this round */
+			st->reminder = NULL;
 			m->model = model;
 			plan_breaker_count(loop->cfg.breaker, st->model, false);
 			if (loop->cfg.protocol == PLAN_PROTOCOL_TOOLS)
@@ -504,6 +460,8 @@ end_mission(PlanLoop *loop, int i, PlanEnd end)
 		describe_failure(m, end);
 	json_object_put(st->messages);
 	st->messages = NULL;
+	json_object_put(st->reminder);
+	st->reminder = NULL;
 }
 
 bool

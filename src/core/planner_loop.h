@@ -27,6 +27,7 @@
 
 #include <json-c/json.h>
 
+#include "injection.h"
 #include "llm_client.h"
 
 #define PLAN_LOOP_MAX_MODELS 8
@@ -102,6 +103,8 @@ typedef struct PlanLoopConfig
 	int			max_rounds;		/* tools: answered rounds at most (>= 1) */
 	int			max_steps;		/* tools: valid steps at most (0 = 5) */
 	PlanBreaker *breaker;		/* NULL: no breaker */
+	InjectionPolicy injection;	/* tools: a call whose arguments hold a
+								 * marker: OFF, LOG (flagged) or REFUSE */
 	PlanHooks	hooks;
 } PlanLoopConfig;
 
@@ -117,6 +120,8 @@ typedef struct PlanMission
 								 * parsed once per loop */
 	int64_t    *budget;			/* tokens the agent may still spend, shared by
 								 * its missions; NULL: no limit */
+	int64_t		budget_total;	/* the agent's maxTokensPerDay (0: none), for
+								 * the reminders at 75 % and 100 % */
 	/* results */
 	PlanEnd		end;
 	bool		ok;				/* json: content holds the answer; tools: a
@@ -136,6 +141,10 @@ typedef struct PlanMission
 	double		seconds;		/* first call's start to the loop's end */
 	char		reason[48];		/* !ok: a stable code */
 	char		error[256];		/* !ok: for humans; never holds the key */
+	json_object *flags;			/* tools: [{toolName, marker, refused}] of the
+								 * calls the injection policy flagged; NULL none */
+	int			reminded;		/* the last budget reminder sent: 0, 75, 100 */
+	int			reminders;		/* budget reminders sent */
 	PlanMissionState *state;	/* private */
 } PlanMission;
 

@@ -35,6 +35,8 @@ plan_mission_clear(PlanMission *m)
 	m->content = NULL;
 	json_object_put(m->steps);
 	m->steps = NULL;
+	json_object_put(m->flags);
+	m->flags = NULL;
 }
 
 char *

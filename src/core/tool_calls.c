@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec_rules.h"
 #include "tool_json.h"
 #include "tool_schema.h"
 #include "json_strict.h"
@@ -48,28 +49,6 @@ tool_response_fail(ToolResponse *out, const char *reason, const char *detail)
 	out->ok = false;
 	tool_json_setf(out->reason, sizeof(out->reason), "%s", reason);
 	tool_json_setf(out->detail, sizeof(out->detail), "%s", detail);
-}
-
-/* The offered function named name, or NULL. */
-static json_object *
-find_function(json_object *offered, const char *name)
-{
-	size_t		n = json_object_is_type(offered, json_type_array) ?
-		json_object_array_length(offered) : 0;
-
-	for (size_t i = 0; i < n; i++)
-	{
-		json_object *fn = NULL;
-		const char *fname;
-
-		if (!json_object_object_get_ex(json_object_array_get_idx(offered, i),
-									   "function", &fn))
-			continue;
-		fname = tool_json_str(fn, "name");
-		if (fname && strcmp(fname, name) == 0)
-			return fn;
-	}
-	return NULL;
 }
 
 /* "a string", "a number", ... for error texts. */
@@ -389,6 +368,9 @@ read_function(json_object *entry, ToolCall *call)
 	return call->name != NULL && call->arguments != NULL;
 }
 
+static void judge_args(Problems *p, json_object *offered, json_object *fn,
+					   json_object *args);
+
 static void
 check_call(json_object *entry, json_object *offered, ToolCall *call)
 {
@@ -404,7 +386,7 @@ check_call(json_object *entry, json_object *offered, ToolCall *call)
 		problem(&p, "unsupported-call-type", "only calls of type \"function\" are handled");
 	else if (call->name[0] == '\0')
 		problem(&p, "tool-name-missing", "the call names no function");
-	else if ((fn = find_function(offered, call->name)) == NULL)
+	else if ((fn = exec_find_function(offered, call->name)) == NULL)
 	{
 		char		clip[65];
 
@@ -414,11 +396,49 @@ check_call(json_object *entry, json_object *offered, ToolCall *call)
 	}
 	else if ((args = parse_args(&p, call->arguments)) != NULL)
 	{
-		check_args(&p, fn, args, call->name);
-		if (p.n == 0)
-			accept_call(call, args);
+		judge_args(&p, offered, fn, args);
 		json_object_put(args);
 	}
+}
+
+/*
+ * The schema's rules, then the web app executor's (SPEC 11.3) as the
+ * last word: a call both accept becomes a step.
+ */
+static void
+judge_args(Problems *p, json_object *offered, json_object *fn, json_object *args)
+{
+	ExecVerdict v;
+
+	check_args(p, fn, args, p->call->name);
+	if (p->n == 0 && !exec_check_step(offered, p->call->name, args, false, &v))
+		problem(p, v.code, v.error);
+	if (p->n == 0)
+		accept_call(p->call, args);
+}
+
+bool
+tool_call_judge(json_object *offered, const char *name, json_object *args, ToolCall *call)
+{
+	Problems	p = {call, 0};
+	json_object *fn = exec_find_function(offered, name);
+	char		clip[65];
+	char		msg[200];
+
+	memset(call, 0, sizeof(*call));
+	if ((call->name = strdup(name ? name : "")) == NULL)
+		problem(&p, "out-of-memory", "out of memory");
+	else if (fn == NULL)
+	{
+		tool_json_setf(msg, sizeof(msg), "unknown tool \"%s\": call only the "
+					   "functions offered in tools", tool_json_clip(clip, sizeof(clip), name));
+		problem(&p, "unknown-tool", msg);
+	}
+	else if (!json_object_is_type(args, json_type_object))
+		problem(&p, "arguments-not-object", "arguments must be a JSON object");
+	else
+		judge_args(&p, offered, fn, args);
+	return call->ok;
 }
 
 /* The id of an entry: a non-empty string of bounded size; NULL otherwise. */
@@ -536,6 +556,17 @@ tool_response_reject(ToolResponse *res, int i, const char *code, const char *err
 	call->rationale = NULL;
 	tool_json_setf(call->code, sizeof(call->code), "%s", code ? code : "rejected");
 	tool_json_setf(call->error, sizeof(call->error), "%s", error ? error : "rejected");
+}
+
+void
+tool_call_clear(ToolCall *call)
+{
+	json_object_put(call->params);
+	free(call->rationale);
+	free(call->name);
+	call->params = NULL;
+	call->rationale = NULL;
+	call->name = NULL;
 }
 
 void

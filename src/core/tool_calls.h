@@ -7,7 +7,8 @@
  * tool_calls entry against the functions that were offered (the "tools"
  * array of the request, as tool_schema.h builds it): known tool, arguments
  * a JSON object, required arguments present, types, enums, no unexpected
- * argument, a non-empty rationale.  A valid call becomes a step (tool
+ * argument, a non-empty rationale, and last the web app executor's rules
+ * (exec_rules.h).  A valid call becomes a step (tool
  * name, params without rationale, the rationale); an invalid one keeps an
  * error text the model reads in the next round.  The answer is hostile:
  * its size, the number of calls, each argument string and each id are
@@ -103,5 +104,17 @@ extern void tool_response_reject(ToolResponse *res, int i, const char *code,
 								 const char *error);
 
 extern void tool_response_free(ToolResponse *res);
+
+/*
+ * Judge one call given as a parsed arguments object (the json protocol's
+ * step: its params plus its rationale) by the very rules of a tool call:
+ * the schema's, then the web app executor's (exec_rules.h).  Fills *call
+ * (id stays NULL; free it with tool_call_clear); returns call->ok.
+ */
+extern bool tool_call_judge(json_object *offered, const char *name,
+							json_object *args, ToolCall *call);
+
+/* Free what tool_call_judge put into call. */
+extern void tool_call_clear(ToolCall *call);
 
 #endif
