@@ -4,3 +4,15 @@
 -- through 0.2.0 and from 0.2.0).  One section per concern, each headed
 -- by the issue that brought it.
 \echo Use "ALTER EXTENSION mana_ai UPDATE TO '0.3.0'" to load this file. \quit
+
+-- ---- token_usage and mission_attempts survive a dump and restore (issue 19) ----
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.mission_attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.token_usage', '');
+
+-- ---- mission_runs is append-only like decrypt_audit (issue 19) ----
+CREATE FUNCTION mana_ai.mission_runs_guard() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mana_ai_mission_runs_guard';
+CREATE TRIGGER mission_runs_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON mana_ai.mission_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION mana_ai.mission_runs_guard();
+REVOKE ALL ON FUNCTION mana_ai.mission_runs_guard() FROM PUBLIC;

@@ -28,6 +28,11 @@ CREATE INDEX token_usage_agent_ts_idx ON mana_ai.token_usage (user_id, agent_id,
 COMMENT ON TABLE mana_ai.token_usage IS
     'usage.total_tokens per planner call, kept 24 h for maxTokensPerDay';
 
+-- Dumped (issue 19): a restore must not reset a day's budget or a failing
+-- mission's backoff, or a restore would replay spend and hammer the LLM.
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.mission_attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.token_usage', '');
+
 -- The ISO-8601 form the web app writes (JavaScript toISOString):
 -- to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), NULL for
 -- an infinite ts.  In C: as SQL it could not be inlined (to_char is only
