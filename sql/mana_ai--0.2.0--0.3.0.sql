@@ -16,3 +16,16 @@ CREATE TRIGGER mission_runs_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON mana_ai.mission_runs
     FOR EACH STATEMENT EXECUTE FUNCTION mana_ai.mission_runs_guard();
 REVOKE ALL ON FUNCTION mana_ai.mission_runs_guard() FROM PUBLIC;
+
+-- ---- UTF8 databases only (issue 19) ----
+DO $encoding$
+BEGIN
+    IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+        RAISE EXCEPTION 'mana_ai needs a UTF8 database; database "%" is %',
+                        pg_catalog.current_database(), pg_catalog.getdatabaseencoding()
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Missions, plans and decrypted inputs are UTF-8 JSON; in another encoding one answer could fail a whole tick.',
+                  HINT = 'Install mana_ai in the sync server''s database, created with ENCODING ''UTF8'' (CREATE DATABASE ... TEMPLATE template0 ENCODING ''UTF8'').';
+    END IF;
+END
+$encoding$;
