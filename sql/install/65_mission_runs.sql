@@ -39,6 +39,14 @@ CREATE POLICY mission_runs_user_scope ON mana_ai.mission_runs
     USING (user_id = current_setting('app.current_user_id', true)
            OR pg_catalog.pg_has_role('pg_monitor', 'MEMBER'));
 
+-- Append-only like the audit (issue 19): the same C guard, lifted only by
+-- the worker's retention code around purge_mission_runs().
+CREATE FUNCTION mana_ai.mission_runs_guard() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mana_ai_mission_runs_guard';
+CREATE TRIGGER mission_runs_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON mana_ai.mission_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION mana_ai.mission_runs_guard();
+
 -- The latest row per mission.  security_invoker: the caller's row-level
 -- security applies, not the view owner's.
 CREATE VIEW mana_ai.mission_last_run WITH (security_invoker = true) AS

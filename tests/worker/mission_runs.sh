@@ -242,7 +242,15 @@ echo "ok - SELECT mana_ai_tick(): its rows (ran, failed, then backing-off) in th
 # --- retention -------------------------------------------------------------------
 set_guc mana_ai.mission_runs_retention 60
 second=$(q mana_sync -c "SELECT min(id) FROM mana_ai.tick_runs WHERE id > $first")
-q mana_sync -c "UPDATE mana_ai.mission_runs SET ts = now() - interval '2 hours' WHERE tick_id = $first" \
+# Append-only (issue 19): even a superuser's UPDATE, DELETE or TRUNCATE is refused ...
+for sql in "UPDATE mana_ai.mission_runs SET decision = 'ran'" "DELETE FROM mana_ai.mission_runs" "TRUNCATE mana_ai.mission_runs"; do
+    err=$(psql -X -qAt -d mana_sync -c "$sql" 2>&1) && fail "$sql was allowed on the run history"
+    grep -q 'mana_ai.mission_runs is append-only' <<<"$err" || fail "$sql: unexpected error: $err"
+done
+echo "ok - mission_runs is append-only: UPDATE, DELETE and TRUNCATE refused, even to a superuser"
+# ... so the test ages rows with the triggers off (replica role: superuser only).
+q mana_sync -c "SET session_replication_role = replica" \
+            -c "UPDATE mana_ai.mission_runs SET ts = now() - interval '2 hours' WHERE tick_id = $first" \
             -c "UPDATE mana_ai.mission_runs SET ts = now() - interval '50 minutes' WHERE tick_id = $second" >/dev/null
 young=$(q mana_sync -c "SELECT count(*) FROM mana_ai.mission_runs WHERE tick_id IN ($second, $t1, $t2)")
 [ "$(q mana_sync -c "SELECT count(*) > 0 FROM mana_ai.mission_runs WHERE tick_id = $first")" = t ] || fail "nothing to purge"
