@@ -43,6 +43,7 @@
 #include "snapshot.h"
 #include "snapshot_internal.h"
 #include "spi_plans.h"
+#include "tick_lock.h"
 
 /*
  * The horizon this refresh may move to: the oldest start of a transaction
@@ -87,7 +88,7 @@ refresh_all(RefreshCounts counts[NKINDS])
 	bool		batched;
 
 	memset(counts, 0, sizeof(RefreshCounts) * NKINDS);
-	snap_run(snap_lock_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	refresh_lock_take(snap_lock_sql);
 	SPI_freetuptable(SPI_tuptable);
 
 	snap_run(snap_horizons_sql, 0, NULL, NULL, SPI_OK_SELECT);
