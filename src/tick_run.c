@@ -192,17 +192,20 @@ select_phase(Tick *t)
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: selecting due missions");
 	tick_unit_begin(t);
 	mana_ai_spi_connect();
-	if (SPI_execute("SELECT m.user_id, m.mission_id, m.record, m.record ->> 'nextRunAt',"
-					"       m.agent_id, a.agent_id IS NOT NULL, a.record, a.name, a.state, a.deleted,"
+	/* the ops views carry no record (0.3.0): it comes from the snapshots */
+	if (SPI_execute("SELECT m.user_id, m.mission_id, ms.record, ms.record ->> 'nextRunAt',"
+					"       m.agent_id, a.agent_id IS NOT NULL, ag.record, a.name, a.state, a.deleted,"
 					"       a.max_concurrent_missions, a.max_tokens_per_day,"
 					"       (SELECT coalesce(sum(u.tokens), 0) FROM mana_ai.token_usage u"
 					"         WHERE u.user_id = m.user_id AND u.agent_id = a.agent_id"
 					"           AND u.ts > now() - interval '24 hours')::bigint,"
 					"       coalesce(t.attempts, 0), coalesce(t.next_attempt_at > now(), false)"
 					"  FROM mana_ai.due_missions m"
+					"  JOIN mana_ai.mission_snapshots ms ON ms.user_id = m.user_id AND ms.mission_id = m.mission_id"
 					"  LEFT JOIN mana_ai.agents a ON a.user_id = m.user_id AND a.agent_id = m.agent_id"
+					"  LEFT JOIN mana_ai.agent_snapshots ag ON ag.user_id = a.user_id AND ag.agent_id = a.agent_id"
 					"  LEFT JOIN mana_ai.mission_attempts t ON t.user_id = m.user_id"
-					"        AND t.mission_id = m.mission_id AND t.slot = m.record ->> 'nextRunAt'"
+					"        AND t.mission_id = m.mission_id AND t.slot = ms.record ->> 'nextRunAt'"
 					/* no user scope can be '': such a record cannot be written back */
 					" WHERE m.user_id <> ''"
 					" ORDER BY m.next_run_at, m.user_id, m.mission_id",
