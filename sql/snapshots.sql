@@ -64,10 +64,10 @@ SELECT pg_temp.mismatches();
 
 -- the views: typed columns, deletedAt hidden from due_missions
 SELECT user_id, mission_id, title, state, next_run_at, agent_id, has_grant, iteration_count,
-       deleted, deleted_at, due, cadence
+       last_iteration_status, last_iteration_at, deleted, deleted_at, due, cadence
   FROM mana_ai.missions ORDER BY user_id, mission_id;
 SELECT user_id, mission_id, title FROM mana_ai.due_missions;
-SELECT user_id, agent_id, name, role, state, max_concurrent_missions, max_tokens_per_day, deleted, policy
+SELECT user_id, agent_id, name, state, max_concurrent_missions, max_tokens_per_day, deleted
   FROM mana_ai.agents ORDER BY user_id, agent_id;
 SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
  WHERE attrelid = 'mana_ai.missions'::regclass AND attnum > 0 ORDER BY attnum;

@@ -1,5 +1,6 @@
 /*
- * audit_guard.h: the append-only guard of decrypt_audit (SPEC 5.4).
+ * audit_guard.h: the append-only guard of decrypt_audit (SPEC 5.4) and
+ * mission_runs (issue 19).
  */
 #ifndef MANA_AI_AUDIT_GUARD_H
 #define MANA_AI_AUDIT_GUARD_H

@@ -37,6 +37,7 @@ int			mana_ai_mission_runs_retention = 14 * 24 * 60;
 int			mana_ai_late_row_window = 60;
 int			mana_ai_writeback_batch_size = 32;
 int			mana_ai_writeback_batch_time = 100;
+int			mana_ai_refresh_lock_timeout = 30000;
 
 /*
  * Every planner call in flight may buffer a whole answer: the product of
@@ -309,6 +310,11 @@ mana_ai_define_gucs(void)
 	DefineCustomIntVariable("mana_ai.writeback_batch_time",
 							"Longest time the worker keeps one write-back transaction open.",
 							NULL, &mana_ai_writeback_batch_time, 100, 1, 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.refresh_lock_timeout",
+							"Longest wait of a snapshot refresh for another one's locks.",
+							"Past it the refresh fails, counted in mana_ai_lock_timeouts_total; the next tick tries again.",
+							&mana_ai_refresh_lock_timeout, 30000, 1, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("mana_ai");

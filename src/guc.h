@@ -28,6 +28,7 @@ extern int	mana_ai_audit_retention;	/* minutes */
 extern int	mana_ai_tick_runs_retention;	/* minutes */
 extern int	mana_ai_writeback_batch_size;	/* missions per write-back transaction */
 extern int	mana_ai_writeback_batch_time;	/* milliseconds */
+extern int	mana_ai_refresh_lock_timeout;	/* milliseconds */
 extern int	mana_ai_mission_runs_retention;	/* minutes */
 extern int	mana_ai_late_row_window;	/* seconds, read by refresh_horizon() */
 

@@ -81,6 +81,7 @@ static const char *const counter_names[MC_NUM_COUNTERS] = {
 	"mana_ai_snapshots_new_total",
 	"mana_ai_snapshots_updated_total",
 	"mana_ai_snapshot_rows_applied_total",
+	"mana_ai_lock_timeouts_total",
 };
 
 static const char *const family_names[ML_NUM_FAMILIES] = {

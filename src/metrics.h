@@ -19,6 +19,7 @@ typedef enum ManaAiCounter
 	MC_SNAPSHOTS_NEW,
 	MC_SNAPSHOTS_UPDATED,
 	MC_SNAPSHOT_ROWS_APPLIED,
+	MC_LOCK_TIMEOUTS,			/* refresh lock waits that timed out */
 	MC_NUM_COUNTERS
 } ManaAiCounter;
 

@@ -3,8 +3,9 @@
  * ledger and the retry state of deleted missions from growing without
  * bound (SPEC 9a).
  *
- * Owns the only DELETE the decrypt_audit guard lets through: it lifts the
- * guard for its own statement and always puts it back.  Must never
+ * Owns the only DELETEs the append-only guard of decrypt_audit and
+ * mission_runs lets through: it lifts the guard for its own statement and
+ * always puts it back.  Must never
  * delete an audit row younger than mana_ai.audit_retention.
  */
 #include "postgres.h"
@@ -16,6 +17,26 @@
 #include "retention.h"
 #include "tick.h"
 #include "spi_plans.h"
+
+/* One purge of an append-only table, with the guard lifted for it alone. */
+static void
+purge_guarded(const char *sql, int keep_minutes, const char *what)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(keep_minutes)};
+
+	mana_ai_audit_guard_lift(true);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "mana_ai retention: could not %s", what);
+	}
+	PG_FINALLY();
+	{
+		mana_ai_audit_guard_lift(false);
+	}
+	PG_END_TRY();
+}
 
 /* Delete what is older than each retention; caller provides the transaction. */
 void
@@ -32,12 +53,11 @@ mana_ai_run_retention(void)
 							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "mana_ai retention: could not delete old tick runs");
 	/* mission_runs has row-level security: its SECURITY DEFINER purge reaches every user's rows. */
-	values[0] = Int32GetDatum(mana_ai_mission_runs_retention);
 	if (mana_ai_mission_runs_installed())
 	{
-		if (SPI_execute_with_args("SELECT mana_ai.purge_mission_runs($1)",
-								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "mana_ai retention: could not purge old mission runs");
+		/* append-only like the audit (0.3.0): lifted for this DELETE only */
+		purge_guarded("SELECT mana_ai.purge_mission_runs($1)", mana_ai_mission_runs_retention,
+					  "purge old mission runs");
 	}
 	if (SPI_execute("DELETE FROM mana_ai.token_usage WHERE ts < now() - interval '25 hours'",
 					false, 0) != SPI_OK_DELETE)
@@ -49,18 +69,7 @@ mana_ai_run_retention(void)
 					false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "mana_ai retention: could not delete the retry state of gone missions");
 
-	values[0] = Int32GetDatum(mana_ai_audit_retention);
-	mana_ai_audit_guard_lift(true);
-	PG_TRY();
-	{
-		if (SPI_execute_with_args("SELECT mana_ai.purge_decrypt_audit($1)",
-								  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "mana_ai retention: could not purge old decrypt audit rows");
-	}
-	PG_FINALLY();
-	{
-		mana_ai_audit_guard_lift(false);
-	}
-	PG_END_TRY();
+	purge_guarded("SELECT mana_ai.purge_decrypt_audit($1)", mana_ai_audit_retention,
+				  "purge old decrypt audit rows");
 	mana_ai_spi_finish();
 }

@@ -44,6 +44,7 @@
 #include "snapshot_internal.h"
 #include "spi_plans.h"
 #include "sync_format.h"
+#include "tick_lock.h"
 
 /*
  * The horizon this refresh may move to: the oldest start of a transaction
@@ -90,7 +91,7 @@ refresh_all(RefreshCounts counts[NKINDS])
 	memset(counts, 0, sizeof(RefreshCounts) * NKINDS);
 	/* a table of neither sync format stops here, with its errcode and hint */
 	(void) mana_ai_sync_format();
-	snap_run(snap_lock_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	refresh_lock_take(snap_lock_sql);
 	SPI_freetuptable(SPI_tuptable);
 
 	snap_run(snap_horizons_sql, 0, NULL, NULL, SPI_OK_SELECT);

@@ -25,9 +25,6 @@
 #include "spi_plans.h"
 #include "sync_format.h"
 
-/* pg_advisory_xact_lock(REFRESH_LOCK_CLASS, 1|2): one refresh per kind. */
-#define REFRESH_LOCK_CLASS 1835101793	/* 'mana' */
-
 /* snap_kind_defs[0] is missions, [1] agents: the order of snap_rows_sql's is_agent. */
 const KindDef snap_kind_defs[NKINDS] = {
 	{"missions", "aiMissions",
@@ -137,9 +134,9 @@ const char *const snap_add_applied_sql =
 	" ON CONFLICT DO NOTHING";
 
 /* The driver's statements, in the order refresh_all runs them. */
+/* one refresh at a time: row locks only mana_ai's roles can take (tick_lock.c) */
 const char *const snap_lock_sql =
-	"SELECT pg_catalog.pg_advisory_xact_lock(" CppAsString2(REFRESH_LOCK_CLASS) ", 1),"
-	" pg_catalog.pg_advisory_xact_lock(" CppAsString2(REFRESH_LOCK_CLASS) ", 2)";
+	"SELECT kind FROM mana_ai.snapshot_horizon ORDER BY kind DESC FOR UPDATE";
 
 const char *const snap_horizons_sql =
 	"SELECT kind, horizon FROM mana_ai.snapshot_horizon FOR UPDATE";

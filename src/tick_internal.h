@@ -102,7 +102,7 @@ typedef struct Tick
 } Tick;
 
 /* tick_xact.c: the tick lock and the transactions the phases run in */
-extern bool tick_lock_try(TickMode mode);
+extern bool tick_lock_try(TickMode mode);	/* tick_lock.c */
 extern void tick_lock_release(void);
 extern void tick_unit_begin(Tick *t);
 extern void tick_unit_commit(Tick *t);

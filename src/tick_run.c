@@ -184,8 +184,8 @@ refresh_phase(Tick *t)
  * or with a catalog older than 0.3.0 the record's nextRunAt.
  */
 #define DUE_SQL(SLOT) \
-	"SELECT m.user_id, m.mission_id, m.record, " SLOT "," \
-	"       m.agent_id, a.agent_id IS NOT NULL, a.record, a.name, a.state, a.deleted," \
+	"SELECT m.user_id, m.mission_id, ms.record, " SLOT "," \
+	"       m.agent_id, a.agent_id IS NOT NULL, ag.record, a.name, a.state, a.deleted," \
 	"       a.max_concurrent_missions, a.max_tokens_per_day," \
 	/* numeric sum, saturated: rows stored before 0.3.0's clamp may be huge */ \
 	"       least((SELECT coalesce(sum(u.tokens), 0) FROM mana_ai.token_usage u" \
@@ -194,7 +194,9 @@ refresh_phase(Tick *t)
 	"             9223372036854775807)::bigint," \
 	"       coalesce(t.attempts, 0), coalesce(t.next_attempt_at > now(), false)" \
 	"  FROM mana_ai.due_missions m" \
+	"  JOIN mana_ai.mission_snapshots ms ON ms.user_id = m.user_id AND ms.mission_id = m.mission_id" \
 	"  LEFT JOIN mana_ai.agents a ON a.user_id = m.user_id AND a.agent_id = m.agent_id" \
+	"  LEFT JOIN mana_ai.agent_snapshots ag ON ag.user_id = a.user_id AND ag.agent_id = a.agent_id" \
 	"  LEFT JOIN mana_ai.mission_attempts t ON t.user_id = m.user_id" \
 	"        AND t.mission_id = m.mission_id AND t.slot = " SLOT \
 	/* no user scope can be '': such a record cannot be written back */ \
@@ -216,8 +218,9 @@ select_phase(Tick *t)
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: selecting due missions");
 	tick_unit_begin(t);
 	mana_ai_spi_connect();
+	/* the ops views carry no record (0.3.0): it comes from the snapshots */
 	if (SPI_execute(mana_ai_slot_state_installed(mana_ai_sync_format()) ?
-					DUE_SQL("m.slot") : DUE_SQL("m.record ->> 'nextRunAt'"),
+					DUE_SQL("m.slot") : DUE_SQL("ms.record ->> 'nextRunAt'"),
 					false, 0) != SPI_OK_SELECT)	/* not read-only: see the refresh */
 		elog(ERROR, "mana_ai: could not list the due missions");
 

@@ -27,27 +27,7 @@
 #include "guc.h"
 #include "spi_plans.h"
 #include "tick_internal.h"
-
-/*
- * One tick per database: pg_advisory lock (1835101793 = 'mana', 100); the
- * refresh locks (1835101793, 1) and (1835101793, 2).
- */
-bool
-tick_lock_try(TickMode mode)
-{
-	bool		got;
-
-	mana_ai_spi_connect();
-	if (SPI_execute(mode == TICK_WORKER ?
-					"SELECT pg_catalog.pg_try_advisory_lock(1835101793, 100)" :
-					"SELECT pg_catalog.pg_try_advisory_xact_lock(1835101793, 100)",
-					false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "mana_ai: could not ask for the tick lock");
-	got = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool)
-									 {false}));
-	mana_ai_spi_finish();
-	return got;
-}
+#include "tick_lock.h"
 
 /*
  * A worker transaction.  A background worker has no statements, so
@@ -71,26 +51,10 @@ worker_xact_commit(void)
 	CommitTransactionCommand();
 }
 
-/* The worker's session lock; from SQL the caller's transaction ends it. */
-void
-tick_lock_release(void)
-{
-	bool		in_xact = IsTransactionState();
-
-	if (!in_xact)
-		worker_xact_begin();
-	mana_ai_spi_connect();
-	if (SPI_execute("SELECT pg_catalog.pg_advisory_unlock(1835101793, 100)", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "mana_ai: could not release the tick lock");
-	mana_ai_spi_finish();
-	if (!in_xact)
-		worker_xact_commit();
-}
-
 /*
  * An error ended the worker's tick (a phase's query failed, the LLM key
  * file is unusable, a cancel): undo the open transaction, let go of the
- * tick lock (the only session-level advisory lock the worker takes), and
+ * tick lock (the only session-level lock the worker takes), and
  * close the run as failed with the error, so it does not stay "running"
  * until the next restart, keeping what it decided per mission
  * (mission_runs).  Then the error goes on up to the worker loop,
@@ -106,7 +70,7 @@ tick_fail_worker_run(Tick *t)
 	edata = CopyErrorData();
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
-	LockReleaseSession(USER_LOCKMETHOD);
+	tick_lock_release_after_error();
 	t->batch_open = false;		/* the open batch, if any, was just undone */
 
 	PG_TRY();

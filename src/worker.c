@@ -47,6 +47,7 @@
 #include "spi_plans.h"
 #include "sync_format.h"
 #include "tick.h"
+#include "tick_lock.h"
 
 /* How often the launcher re-checks a missing database or role. */
 #define LAUNCHER_POLL_MS		5000
@@ -403,12 +404,12 @@ worker_cycle(MemoryContext tick_context, WorkerState *state)
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
 		/*
-		 * The tick lock is the only session-level advisory lock the worker
-		 * takes; an error before the tick's own cleanup could run (say its
-		 * run row could not be inserted) must not leave it held, or every
-		 * SQL tick would be skipped as an overlap from then on.
+		 * The tick lock is the only session-level lock the worker takes; an
+		 * error before the tick's own cleanup could run (say its run row
+		 * could not be inserted) must not leave it held, or every SQL tick
+		 * would be skipped as an overlap from then on.
 		 */
-		LockReleaseSession(USER_LOCKMETHOD);
+		tick_lock_release_after_error();
 		MemoryContextReset(tick_context);
 		if (strcmp(state->last_error, edata->message) != 0)
 		{
@@ -520,8 +521,9 @@ check_sync_format(WorkerState *state)
 
 /*
  * Like pg_cron at start: runs a crash left open are failed, not running.
- * A run is live while its backend holds the tick lock (1835101793, 100;
- * tick_xact.c): pg_locks shows every role's locks, whereas
+ * A run is live while its backend holds the tick lock (an ExclusiveLock
+ * on relation mana_ai.tick_lock in pg_locks; tick_lock.c): pg_locks shows
+ * every role's locks, and no SQL statement can take that lock, whereas
  * pg_stat_activity hides another role's backend_start, so a test on that
  * alone took a live tick of another role for a dead one.  A backend that
  * visibly started after the run only reuses the pid of the dead one.
@@ -541,11 +543,12 @@ mark_unfinished_ticks_failed(void)
 					  "       errors = errors || '[\"server restarted\"]'::jsonb"
 					  " WHERE status = 'running'"
 					  "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
-					  "                    WHERE l.locktype = 'advisory' AND l.granted"
+					  "                    WHERE l.locktype = 'relation' AND l.granted"
 					  "                      AND l.pid = tick_runs.backend_pid"
 					  "                      AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d"
 					  "                                         WHERE d.datname = current_database())"
-					  "                      AND l.classid = 1835101793 AND l.objid = 100 AND l.objsubid = 2"
+					  "                      AND l.relation = pg_catalog.to_regclass('mana_ai.tick_lock')"
+					  "                      AND l.mode = 'ExclusiveLock'"
 					  "                      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
 					  "                                       WHERE a.pid = l.pid"
 					  "                                         AND a.backend_start > tick_runs.started_at))",

@@ -2,6 +2,21 @@
 -- trail).  sync_changes belongs to the sync server and is never touched
 -- here.
 
+-- UTF8 only (issue 19): every record, prompt and answer is UTF-8 JSON; in a
+-- LATIN1 database one answer that does not convert would fail the tick.
+-- Refused before anything is created.
+DO $encoding$
+BEGIN
+    IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+        RAISE EXCEPTION 'mana_ai needs a UTF8 database; database "%" is %',
+                        pg_catalog.current_database(), pg_catalog.getdatabaseencoding()
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Missions, plans and decrypted inputs are UTF-8 JSON; in another encoding one answer could fail a whole tick.',
+                  HINT = 'Install mana_ai in the sync server''s database, created with ENCODING ''UTF8'' (CREATE DATABASE ... TEMPLATE template0 ENCODING ''UTF8'').';
+    END IF;
+END
+$encoding$;
+
 -- A member of the extension, so DROP EXTENSION leaves nothing behind.
 CREATE SCHEMA mana_ai;
 COMMENT ON SCHEMA mana_ai IS 'mana_ai: in-database AI mission runner';

@@ -296,6 +296,12 @@ COMMENT ON FUNCTION mana_ai.refresh_snapshots() IS
 -- EXECUTE on iso_timestamp, and the due scan over one row per mission is
 -- cheap next to the tick itself.
 
+-- What operations need, never the raw record (issue 19): the record holds
+-- the grant with its wrapped key, the inputs, every plan and the agent's
+-- system prompt.  Chosen on purpose beyond ids, state, cadence, schedule
+-- and counts: a mission's title and an agent's name (the README's operator
+-- role lists them).  The tick reads records from the snapshot tables.
+--
 -- next_run_at is the slot mana_ai plans next: the record's nextRunAt,
 -- unless mana_ai has planned it in the current sync format and the web
 -- app has not moved it past that slot since; then mana_ai's own next
@@ -306,7 +312,6 @@ CREATE VIEW mana_ai.missions AS
 SELECT s.user_id,
        s.mission_id,
        s.record ->> 'title'                                  AS title,
-       s.record ->> 'objective'                              AS objective,
        s.record ->> 'state'                                  AS state,
        s.record -> 'cadence'                                 AS cadence,
        n.next_run_at,
@@ -314,6 +319,12 @@ SELECT s.user_id,
        coalesce(jsonb_typeof(s.record -> 'grant') = 'object', false) AS has_grant,
        CASE WHEN jsonb_typeof(s.record -> 'iterations') = 'array'
             THEN jsonb_array_length(s.record -> 'iterations') ELSE 0 END AS iteration_count,
+       CASE WHEN jsonb_typeof(s.record -> 'iterations') = 'array'
+            THEN s.record -> 'iterations' -> -1 ->> 'overallStatus' END AS last_iteration_status,
+       CASE WHEN jsonb_typeof(s.record -> 'iterations') = 'array'
+            THEN mana_ai.iso_timestamp(coalesce(s.record -> 'iterations' -> -1 ->> 'finishedAt',
+                                                s.record -> 'iterations' -> -1 ->> 'startedAt'))
+            END                                              AS last_iteration_at,
        coalesce(jsonb_typeof(s.record -> 'deletedAt') NOT IN ('null'), false) AS deleted,
        mana_ai.iso_timestamp(s.record ->> 'deletedAt')       AS deleted_at,
        (s.record ->> 'state') = 'active'
@@ -323,7 +334,6 @@ SELECT s.user_id,
        mana_ai.iso_timestamp(s.record ->> 'updatedAt')       AS updated_at,
        s.last_applied_at,
        s.updated_at                                          AS snapshot_updated_at,
-       s.record,
        n.slot
   FROM mana_ai.mission_snapshots s
   LEFT JOIN mana_ai.mission_slots p ON p.user_id = s.user_id AND p.mission_id = s.mission_id
@@ -334,7 +344,7 @@ SELECT s.user_id,
              CASE WHEN x.r IS NULL OR p.planned_slot IS NULL OR x.r > p.planned_slot
                   THEN s.record ->> 'nextRunAt' ELSE p.next_slot END AS slot) n;
 COMMENT ON VIEW mana_ai.missions IS
-    'Every mission snapshot with typed columns; soft-deleted missions show deleted = true; next_run_at is the slot mana_ai plans next';
+    'Every mission snapshot with typed ops columns (never the record); soft-deleted missions show deleted = true; next_run_at is the slot mana_ai plans next';
 
 CREATE VIEW mana_ai.due_missions AS
 SELECT m.*
@@ -348,9 +358,7 @@ CREATE VIEW mana_ai.agents AS
 SELECT s.user_id,
        s.agent_id,
        s.record ->> 'name'                                   AS name,
-       s.record ->> 'role'                                   AS role,
        coalesce(s.record ->> 'state', 'active')              AS state,
-       s.record -> 'policy'                                  AS policy,
        CASE WHEN jsonb_typeof(s.record -> 'maxConcurrentMissions') = 'number'
              AND (s.record ->> 'maxConcurrentMissions')::numeric BETWEEN 0 AND 2147483647
             THEN floor((s.record ->> 'maxConcurrentMissions')::numeric)::int
@@ -364,8 +372,7 @@ SELECT s.user_id,
        mana_ai.iso_timestamp(s.record ->> 'createdAt')       AS created_at,
        mana_ai.iso_timestamp(s.record ->> 'updatedAt')       AS updated_at,
        s.last_applied_at,
-       s.updated_at                                          AS snapshot_updated_at,
-       s.record
+       s.updated_at                                          AS snapshot_updated_at
   FROM mana_ai.agent_snapshots s;
 COMMENT ON VIEW mana_ai.agents IS
-    'Every agent snapshot with typed columns; state defaults to active, max_concurrent_missions to 1';
+    'Every agent snapshot with typed ops columns (never the record, role or policy); state defaults to active, max_concurrent_missions to 1';

@@ -28,6 +28,11 @@ CREATE INDEX token_usage_agent_ts_idx ON mana_ai.token_usage (user_id, agent_id,
 COMMENT ON TABLE mana_ai.token_usage IS
     'usage.total_tokens per planner call, kept 24 h for maxTokensPerDay';
 
+-- Dumped (issue 19): a restore must not reset a day's budget or a failing
+-- mission's backoff, or a restore would replay spend and hammer the LLM.
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.mission_attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.token_usage', '');
+
 -- The ISO-8601 form the web app writes (JavaScript toISOString):
 -- to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), NULL for
 -- an infinite ts.  In C: as SQL it could not be inlined (to_char is only
@@ -84,3 +89,26 @@ BEGIN ATOMIC
     SELECT count(*) FROM gone;
 END;
 REVOKE ALL ON FUNCTION mana_ai.purge_decrypt_audit(int) FROM PUBLIC;
+
+-- The tick lock (issue 19): one tick per database is an exclusive lock
+-- tagged with this table (which never holds a row) in PostgreSQL's user
+-- lock method, taken by the tick in C (session-level in the worker).
+-- Before 0.3.0 it was an advisory lock on a fixed key, which any login
+-- could take to stall every tick.  No SQL statement can take this one
+-- (LOCK TABLE and pg_advisory_lock use other tags); pg_locks shows the
+-- holder's pid as an ExclusiveLock on relation mana_ai.tick_lock.
+CREATE TABLE mana_ai.tick_lock ();
+COMMENT ON TABLE mana_ai.tick_lock IS
+    'Never holds a row: the tick lock (pg_locks: ExclusiveLock on this relation, the tick''s pid)';
+
+-- For a move between shards (mana_ai_proxy) and tests: hold the tick lock in
+-- this session, waiting for a tick in progress (bounded by lock_timeout),
+-- until release_tick_lock() or the session ends.  Granted to nobody.
+CREATE FUNCTION mana_ai.hold_tick_lock() RETURNS boolean
+    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'mana_ai_hold_tick_lock';
+COMMENT ON FUNCTION mana_ai.hold_tick_lock() IS
+    'Hold the tick lock for this session (no tick runs meanwhile); release_tick_lock() ends it';
+CREATE FUNCTION mana_ai.release_tick_lock() RETURNS boolean
+    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'mana_ai_release_tick_lock';
+COMMENT ON FUNCTION mana_ai.release_tick_lock() IS
+    'Release the tick lock hold_tick_lock() took; false if this session did not hold it';

@@ -29,15 +29,30 @@ CREATE INDEX mission_runs_user_mission_ts_idx ON mana_ai.mission_runs (user_id, 
 CREATE INDEX mission_runs_ts_idx ON mana_ai.mission_runs (ts);
 CREATE INDEX mission_runs_tick_idx ON mana_ai.mission_runs (tick_id);
 
--- A user (app.current_user_id) sees their own rows; members of pg_monitor
--- (the operator's role, and the Prometheus exporter's) see every row.
+-- A user (app.current_user_id) sees their own rows; a role that may
+-- EXECUTE mana_ai.mission_runs_of_every_user() (granted to nobody: the
+-- README grants it to the operator's role) sees every row.  Up to 0.2.0 that
+-- took pg_monitor, which also brings pg_read_all_settings (issue 19).
 -- Nobody writes through the table: rows come from the tick only.
+CREATE FUNCTION mana_ai.mission_runs_of_every_user() RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN true;
+COMMENT ON FUNCTION mana_ai.mission_runs_of_every_user() IS
+    'A capability, not a query: whoever may EXECUTE it sees every user''s mission_runs rows';
 ALTER TABLE mana_ai.mission_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE mana_ai.mission_runs FORCE ROW LEVEL SECURITY;
 CREATE POLICY mission_runs_user_scope ON mana_ai.mission_runs
     FOR SELECT
     USING (user_id = current_setting('app.current_user_id', true)
-           OR pg_catalog.pg_has_role('pg_monitor', 'MEMBER'));
+           OR (SELECT pg_catalog.has_function_privilege('mana_ai.mission_runs_of_every_user()', 'EXECUTE')));
+
+-- Append-only like the audit (issue 19): the same C guard, lifted only by
+-- the worker's retention code around purge_mission_runs().
+CREATE FUNCTION mana_ai.mission_runs_guard() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mana_ai_mission_runs_guard';
+CREATE TRIGGER mission_runs_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON mana_ai.mission_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION mana_ai.mission_runs_guard();
 
 -- The latest row per mission.  security_invoker: the caller's row-level
 -- security applies, not the view owner's.

@@ -9,7 +9,9 @@
 #    calls, and not audit_decrypt, decrypt_input, llm_test_call,
 #    derive_mission_key or read_decrypt_audit;
 #  - the operator block lets mana_ops read the ops views and nothing that
-#    decrypts or reads snapshots directly;
+#    decrypts or reads snapshots directly; no view or table it may read
+#    shows a record, grant, input, plan or system prompt, and it needs no
+#    pg_monitor (so no server-only setting) (issue 19);
 #  - the application block lets mana_app read one user's decrypt audit;
 #  - PUBLIC gets only what 99_privileges.sql lists (no decrypt audit).
 # Runs inside with_cluster.sh (no preload), cwd = repo root.
@@ -155,6 +157,61 @@ result=$(psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SET ROLE mana_runner" -c "
 echo "ok - mana_runner (NOBYPASSRLS) ran a tick and wrote the plan"
 [ "$(q "$db" -c "SET ROLE ops_alice" -c "SELECT string_agg(user_id || ':' || mission_id || ':' || decision, ',') FROM mana_ai.mission_runs" | tail -1)" = "carol:m-roles:ran" ] \
     || fail "the operator does not see carol's run history"
-echo "ok - the operator (pg_monitor) sees every user's run history"
+echo "ok - the operator (mission_runs_of_every_user, no pg_monitor) sees every user's run history"
+# No pg_monitor (issue 19): the operator reads no server-only setting.
+[ "$(q "$db" -c "SELECT pg_has_role('ops_alice', 'pg_monitor', 'MEMBER') OR pg_has_role('ops_alice', 'pg_read_all_settings', 'MEMBER')")" = f ] \
+    || fail "the operator is a member of pg_monitor or pg_read_all_settings"
+for guc in mana_ai.llm_url mana_ai.private_key_file mana_ai.llm_key_file; do
+    out=$(psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "LOAD 'mana_ai'" -c "SET ROLE ops_alice" -c "SHOW $guc" 2>&1) && fail "the operator can SHOW $guc"
+    case $out in *"pg_read_all_settings"*) ;; *) fail "SHOW $guc failed for another reason: $out" ;; esac
+done
+[ "$(q "$db" -c "LOAD 'mana_ai'" -c "SET ROLE ops_alice" -c "SELECT count(*) FROM pg_settings WHERE name IN ('mana_ai.llm_url', 'mana_ai.private_key_file', 'mana_ai.llm_key_file')" | tail -1)" = 0 ] \
+    || fail "the operator sees a server-only mana_ai setting in pg_settings"
+echo "ok - the operator cannot read mana_ai.llm_url or a key file's path"
 as ops_alice denied "SELECT mana_ai_tick()"
+
+# The operator reads no raw snapshot through any view or table (issue 19):
+# a mission with a grant (its wrapped key), inputs and an objective, and an
+# agent with a system prompt, each carrying a marker; every relation the
+# operator may read, whole rows, and the Prometheus text hold none of them.
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" <<'SQL' >/dev/null
+INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+VALUES ('ai', 'aiMissions', 'm-secret', 'carol', 'insert',
+        '{"title": "Geheimnisse", "objective": "SECRET-OBJECTIVE", "conceptMarkdown": "SECRET-CONCEPT",
+          "inputs": [{"module": "notes", "table": "notes", "id": "SECRET-INPUT"}], "agentId": "a-secret",
+          "grant": {"wrappedKey": "SECRET-WRAPPED-KEY", "scope": {"recordIds": ["notes:SECRET-INPUT"]}},
+          "cadence": {"kind": "manual"}, "state": "paused", "iterations": [{"id": "i1", "summary": "SECRET-PLAN",
+          "overallStatus": "awaiting-review", "startedAt": "2026-01-01T08:00:00.000Z", "finishedAt": "2026-01-01T08:00:01.000Z"}],
+          "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"}', 'web'),
+       ('ai', 'agents', 'a-secret', 'carol', 'insert',
+        '{"name": "Agentin", "role": "SECRET-ROLE", "systemPrompt": "SECRET-SYSTEM-PROMPT", "policy": {"note": "SECRET-POLICY"},
+          "state": "active", "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"}', 'web');
+SELECT count(*) FROM mana_ai.refresh_snapshots();
+SQL
+[ "$(q "$db" -c "SELECT count(*) FROM mana_ai.mission_snapshots s, mana_ai.agent_snapshots a
+                  WHERE s.record::text LIKE '%SECRET-WRAPPED-KEY%' AND a.record::text LIKE '%SECRET-SYSTEM-PROMPT%'")" = 1 ] \
+    || fail "the secrets did not reach the snapshots (test setup)"
+readable=$(q "$db" -c "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE n.nspname IN ('mana_ai', 'public') AND c.relkind IN ('r', 'v', 'm', 'p')
+                          AND has_table_privilege('ops_alice', c.oid, 'SELECT') ORDER BY 1")
+grep -qx 'mana_ai.missions' <<<"$readable" && grep -qx 'mana_ai.agents' <<<"$readable" || fail "the operator cannot read the ops views: $readable"
+for rel in $readable; do
+    leaked=$(q "$db" -c "SET ROLE ops_alice" -c "SELECT count(*) FROM $rel r WHERE r::text ~ 'SECRET-'" | tail -1)
+    [ "$leaked" = 0 ] || fail "the operator reads a secret through $rel"
+done
+[ "$(q "$db" -c "SET ROLE ops_alice" -c "SELECT title || '|' || has_grant || '|' || iteration_count || '|' || last_iteration_status
+                                          FROM mana_ai.missions WHERE mission_id = 'm-secret'" | tail -1)" = "Geheimnisse|true|1|awaiting-review" ] \
+    || fail "the operator does not see the mission's ops columns"
+[ "$(q "$db" -c "SET ROLE ops_alice" -c "SELECT name || '|' || state FROM mana_ai.agents WHERE agent_id = 'a-secret'" | tail -1)" = "Agentin|active" ] \
+    || fail "the operator does not see the agent's ops columns"
+q "$db" -c "SET ROLE ops_alice" -c "SELECT mana_ai.metrics_prometheus()" | grep -q 'SECRET-' && fail "the Prometheus text holds a secret"
+for sql in "SELECT record FROM mana_ai.missions" "SELECT record FROM mana_ai.due_missions" "SELECT record FROM mana_ai.agents" \
+           "SELECT objective FROM mana_ai.missions" "SELECT role FROM mana_ai.agents" "SELECT policy FROM mana_ai.agents"; do
+    out=$(psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" -c "SET ROLE ops_alice" -c "$sql" 2>&1) && fail "the operator could run: $sql"
+    case $out in *"does not exist"*) ;; *) fail "$sql failed for another reason: $out" ;; esac
+done
+for sql in "SELECT count(*) FROM mana_ai.agent_snapshots" "SELECT count(*) FROM mana_ai.snapshot_tombstones"; do
+    as ops_alice denied "$sql"
+done
+echo "ok - the operator reads no record, grant, input, plan or system prompt through any of the $(wc -w <<<"$readable") relations it may read"
 echo "roles ok"

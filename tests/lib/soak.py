@@ -49,7 +49,6 @@ from soak_checks import (check_due, check_iterations, check_metrics, check_refre
 
 DB = "mana_sync"
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TICK_LOCK = "1835101793, 100"
 
 
 # ---------------------------------------------------------------- connections
@@ -286,7 +285,7 @@ def checkpoint(admin, writers, pause):
         if not w.idle.wait(30):
             raise Fail("writer %d did not pause" % w.n)
     pid = worker_pid(admin)
-    admin.q("SELECT pg_advisory_lock(%s)" % TICK_LOCK)
+    admin.q("SELECT mana_ai.hold_tick_lock()")
     # the counters of the tick that just released the lock land after it
     deadline = time.monotonic() + 10
     while ticks_metric(metrics(admin)) != int(ok_ticks_of(admin, pid)):
@@ -304,7 +303,7 @@ def checkpoint(admin, writers, pause):
         "at": admin.v("SELECT clock_timestamp()"),
         "pid": pid,
     }
-    admin.q("SELECT pg_advisory_unlock(%s)" % TICK_LOCK)
+    admin.q("SELECT mana_ai.release_tick_lock()")
     pause.clear()
     return cp
 

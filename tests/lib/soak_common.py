@@ -43,11 +43,12 @@ GATED = """
      FROM mana_ai.agents a WHERE a.user_id = m.user_id AND a.agent_id = m.agent_id)"""
 
 DUE_AT = """
-SELECT m.user_id, m.mission_id, m.record ->> 'nextRunAt', coalesce(m.agent_id, ''),
+SELECT m.user_id, m.mission_id, ms.record ->> 'nextRunAt', coalesce(m.agent_id, ''),
        (SELECT t.next_attempt_at::text FROM mana_ai.mission_attempts t
-         WHERE t.user_id = m.user_id AND t.mission_id = m.mission_id AND t.slot = m.record ->> 'nextRunAt'
+         WHERE t.user_id = m.user_id AND t.mission_id = m.mission_id AND t.slot = ms.record ->> 'nextRunAt'
            AND t.next_attempt_at > $1::timestamptz)
   FROM mana_ai.missions m
+  JOIN mana_ai.mission_snapshots ms ON ms.user_id = m.user_id AND ms.mission_id = m.mission_id
  WHERE m.state = 'active' AND NOT m.deleted AND m.next_run_at <= $1::timestamptz
    AND NOT coalesce(%s, false)
  ORDER BY m.next_run_at, m.user_id, m.mission_id""" % (GATED % {"at": "$1::timestamptz"})

@@ -1,8 +1,8 @@
 -- mission_runs: the per-mission run history (issue 13): its shape, who
--- sees which rows (row-level security like the audit; pg_monitor sees
+-- sees which rows (row-level security like the audit; the operator sees
 -- all), the last-run view, and that only the tick's function writes it.
 BEGIN;
-SELECT plan(17);
+SELECT plan(18);
 
 SELECT has_table('mana_ai', 'mission_runs', 'mission_runs exists');
 SELECT columns_are('mana_ai', 'mission_runs',
@@ -27,8 +27,11 @@ SELECT throws_ok($$SELECT mana_ai.record_mission_runs(43, '[{"user_id": "ann", "
     '23514', NULL, 'an unknown decision is refused');
 
 CREATE ROLE mana_runs_app NOLOGIN;
-CREATE ROLE mana_runs_ops NOLOGIN IN ROLE pg_monitor;
-GRANT USAGE ON SCHEMA mana_ai TO mana_runs_app, mana_runs_ops;
+CREATE ROLE mana_runs_ops NOLOGIN;
+CREATE ROLE mana_runs_monitor NOLOGIN IN ROLE pg_monitor;
+GRANT USAGE ON SCHEMA mana_ai TO mana_runs_app, mana_runs_ops, mana_runs_monitor;
+GRANT SELECT ON mana_ai.mission_runs TO mana_runs_monitor;
+GRANT EXECUTE ON FUNCTION mana_ai.mission_runs_of_every_user() TO mana_runs_ops;
 GRANT SELECT ON mana_ai.mission_runs, mana_ai.mission_last_run TO mana_runs_app, mana_runs_ops;
 
 SET LOCAL ROLE mana_runs_app;
@@ -48,8 +51,11 @@ RESET ROLE;
 
 SET LOCAL ROLE mana_runs_ops;
 SELECT set_config('app.current_user_id', '', true);
-SELECT is((SELECT count(*)::int FROM mana_ai.mission_runs), 4, 'a pg_monitor member sees every row');
+SELECT is((SELECT count(*)::int FROM mana_ai.mission_runs), 4, 'the operator (mission_runs_of_every_user) sees every row');
 SELECT is((SELECT count(*)::int FROM mana_ai.mission_last_run), 3, 'and every mission''s last run');
+RESET ROLE;
+SET LOCAL ROLE mana_runs_monitor;
+SELECT is((SELECT count(*)::int FROM mana_ai.mission_runs), 0, 'pg_monitor alone shows no user''s rows (0.3.0)');
 RESET ROLE;
 
 SELECT ok(NOT has_table_privilege('public', 'mana_ai.mission_runs', 'SELECT'), 'PUBLIC cannot read the history');

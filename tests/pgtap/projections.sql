@@ -3,7 +3,7 @@
 -- batches equals a full replay" over many generated histories.
 -- Runs in a database with pgtap, mana_ai and tests/fixtures/sync_changes.sql.
 BEGIN;
-SELECT plan(101);
+SELECT plan(104);
 -- The log's rows with the stamps column of the format under test
 -- (FORMAT, format.psql) named field_timestamps; inserts go through it.
 \ir ../fixtures/format.psql
@@ -64,7 +64,8 @@ SELECT col_type_is('mana_ai', 'missions', 'deleted', 'boolean', 'missions.delete
 SELECT col_type_is('mana_ai', 'missions', 'due', 'boolean', 'missions.due boolean');
 SELECT col_type_is('mana_ai', 'missions', 'iteration_count', 'integer', 'missions.iteration_count integer');
 SELECT col_type_is('mana_ai', 'missions', 'cadence', 'jsonb', 'missions.cadence jsonb');
-SELECT col_type_is('mana_ai', 'missions', 'record', 'jsonb', 'missions.record jsonb');
+SELECT hasnt_column('mana_ai', 'missions', 'record', 'the missions view shows no raw record (issue 19)');
+SELECT hasnt_column('mana_ai', 'missions', 'objective', 'nor the objective');
 SELECT columns_are('mana_ai', 'due_missions', ARRAY(
     SELECT attname::text FROM pg_attribute WHERE attrelid = 'mana_ai.missions'::regclass AND attnum > 0 ORDER BY attnum),
     'due_missions has the missions columns');
@@ -72,7 +73,9 @@ SELECT col_type_is('mana_ai', 'agents', 'max_concurrent_missions', 'integer', 'a
 SELECT col_type_is('mana_ai', 'agents', 'max_tokens_per_day', 'bigint', 'agents.max_tokens_per_day bigint');
 SELECT col_type_is('mana_ai', 'agents', 'deleted', 'boolean', 'agents.deleted boolean');
 SELECT col_type_is('mana_ai', 'agents', 'deleted_at', 'timestamp with time zone', 'agents.deleted_at timestamptz');
-SELECT col_type_is('mana_ai', 'agents', 'policy', 'jsonb', 'agents.policy jsonb');
+SELECT hasnt_column('mana_ai', 'agents', 'record', 'the agents view shows no raw record (issue 19)');
+SELECT hasnt_column('mana_ai', 'agents', 'role', 'nor the agent''s role (its system prompt)');
+SELECT hasnt_column('mana_ai', 'agents', 'policy', 'nor its policy');
 SELECT col_type_is('mana_ai', 'agents', 'state', 'text', 'agents.state text');
 
 -- ---- functions and privileges ----

@@ -63,8 +63,8 @@ SELECT ok((SELECT bool_and(length(description) > 0) FROM mana_ai.tools),
 -- pg_dump keeps the audit trail, a DBA's own tools and the slot state, not the snapshots
 SELECT set_eq($$SELECT c.relname::text FROM pg_extension e, unnest(e.extconfig) AS cfg(oid)
                  JOIN pg_class c ON c.oid = cfg.oid WHERE e.extname = 'mana_ai'$$,
-    ARRAY['decrypt_audit', 'decrypt_audit_id_seq', 'tools', 'mission_slots'],
-    'pg_extension_config_dump covers decrypt_audit (and its sequence), tools and mission_slots only');
+    ARRAY['decrypt_audit', 'decrypt_audit_id_seq', 'tools', 'mission_slots', 'mission_attempts', 'token_usage'],
+    'pg_extension_config_dump covers decrypt_audit (and its sequence), tools, the slot state and the budget and backoff state only');
 
 -- Row-level security on decrypt_audit: two users, each sees only their own
 SELECT ok((SELECT relrowsecurity AND relforcerowsecurity FROM pg_class
@@ -122,8 +122,8 @@ SELECT ok(NOT has_table_privilege('public', 'mana_ai.agent_snapshots', 'SELECT')
 SELECT ok(NOT has_table_privilege('public', 'mana_ai.tick_runs', 'SELECT'), 'PUBLIC cannot read tick_runs');
 
 -- No ordinary session can set any mana_ai parameter
-SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'mana_ai.%'), 25,
-    'all 25 mana_ai parameters are defined (model_breaker_failures and injection_policy added in 0.3.0)');
+SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'mana_ai.%'), 26,
+    'all 26 mana_ai parameters are defined (model_breaker_failures, injection_policy and refresh_lock_timeout added in 0.3.0)');
 CREATE ROLE mana_ai_tap_user NOLOGIN;
 SET LOCAL ROLE mana_ai_tap_user;
 SELECT throws_ok($$SET mana_ai.llm_url = 'http://evil.example'$$, '55P02', NULL, 'ordinary role cannot SET mana_ai.llm_url');

@@ -6,8 +6,9 @@
 # routing function; every due mission planned exactly once on its user's
 # shard; the proxy's views agree with the shards'; one user moved while
 # the old shard's tick holds one of their missions in its LLM call, and
-# planned exactly once; one shard stopped (reported down, the other keeps
-# planning) and started again.
+# planned exactly once; move_user not hijacked by a planted operator, a
+# foreign mana_ai_move schema or a $$ in a user id; one shard stopped
+# (reported down, the other keeps planning) and started again.
 set -euo pipefail
 source tests/lib/common.sh
 source tests/lib/faults.sh
@@ -207,8 +208,8 @@ for n in 0 1; do
 done
 for u in $(tr ',' '\n' <<<"${users[0]}" | sed -n '2p;9p'; tr ',' '\n' <<<"${users[1]}" | sed -n '3p;7p'); do
     n=$(pq "SELECT mana_ai_proxy.partition_of('$u')")
-    eq "$(pq "SELECT md5(record::text) || iteration_count FROM mana_ai_proxy.mission('$u', 'm-$u-2')")" \
-       "$(sq $n "SELECT md5(record::text) || iteration_count FROM mana_ai.missions WHERE user_id = '$u' AND mission_id = 'm-$u-2'")" \
+    eq "$(pq "SELECT md5(row(title, state, cadence, next_run_at, agent_id, iteration_count, last_iteration_status, last_iteration_at)::text) FROM mana_ai_proxy.mission('$u', 'm-$u-2')")" \
+       "$(sq $n "SELECT md5(row(title, state, cadence, next_run_at, agent_id, iteration_count, last_iteration_status, last_iteration_at)::text) FROM mana_ai.missions WHERE user_id = '$u' AND mission_id = 'm-$u-2'")" \
        "proxy mission($u) from p$n"
     # The run history: the tick's own writer (record_mission_runs) adds
     # this mission's 'ran' row, so the history is never empty here.
@@ -302,6 +303,59 @@ eq "$(pq "SELECT count(*) FROM mana_ai_proxy.mission_runs('$mover', 'm-$mover-1'
 [ "$(sq 1 "SELECT count(*) FROM mana_ai.mission_runs WHERE user_id = '$mover'")" -ge "$runs_before" ] \
     || fail "the mover's run history is shorter on p1"
 echo "move: $mover planned exactly once across the move"
+
+# ---- move_user runs no planted code and takes no planted schema (issue 19)
+# A role that may create in public plants an exact-type ||(bigint, text)
+# on both shards (0.1.0's digest, count(*) || ':' || ..., ran it as the
+# superuser) and, on the target, a mana_ai_move schema of its own; the user
+# to move has $$ in its id (0.1.0 put it inside a $$-quoted DO body).
+for n in 0 1; do
+    PGPORT=${ports[$n]} q mana_sync >/dev/null <<'SQL'
+CREATE ROLE planter LOGIN;
+GRANT CREATE ON SCHEMA public TO planter;
+GRANT CREATE ON DATABASE mana_sync TO planter;
+CREATE TABLE public.hijacked (who text, app text);
+GRANT INSERT ON public.hijacked TO PUBLIC;
+SET SESSION AUTHORIZATION planter;
+CREATE FUNCTION public.hijack(bigint, text) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN
+    INSERT INTO public.hijacked VALUES (current_user, current_setting('application_name'));
+    RETURN $1::text OPERATOR(pg_catalog.||) $2;
+END $f$;
+CREATE OPERATOR public.|| (LEFTARG = bigint, RIGHTARG = text, FUNCTION = public.hijack);
+SQL
+done
+evil='ev$$il'"'"'; DROP TABLE public.sync_changes; --'
+home=$(PGPORT=$proxy_port q mana_proxy -v u="$evil" <<<"SELECT mana_ai_proxy.home_partition(:'u')")
+other=$((1 - home))
+PGPORT=${ports[$home]} q mana_sync -v u="$evil" <<'SQL' >/dev/null
+INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+VALUES ('ai', 'aiMissions', 'm-evil', :'u', 'insert',
+        jsonb_build_object('title', 'Evil', 'objective', 'x', 'inputs', '[]'::jsonb, 'cadence', '{"kind": "manual"}'::jsonb,
+                           'state', 'paused', 'iterations', '[]'::jsonb), 'web');
+SQL
+PGPORT=${ports[$other]} q mana_sync -c "DROP SCHEMA IF EXISTS mana_ai_move CASCADE" \
+    -c "SET SESSION AUTHORIZATION planter" -c "CREATE SCHEMA mana_ai_move" >/dev/null
+out=$(PGPORT=$proxy_port psql -X -qAt -v ON_ERROR_STOP=1 -d mana_proxy -v u="$evil" -v p="$other" \
+      <<<"CALL mana_ai_proxy.move_user(:'u', :'p')" 2>&1) && fail "move_user used a mana_ai_move schema a non-superuser owns"
+grep -q 'schema mana_ai_move on this shard belongs to a role that is not a superuser' <<<"$out" || fail "move_user: unexpected refusal: $out"
+echo "ok - move_user refuses a mana_ai_move schema a non-superuser created"
+PGPORT=${ports[$other]} q mana_sync -c "DROP SCHEMA mana_ai_move CASCADE" >/dev/null
+PGPORT=$proxy_port q mana_proxy -v u="$evil" -v p="$other" <<<"CALL mana_ai_proxy.move_user(:'u', :'p')" >/dev/null \
+    || fail "move_user of a user id with \$\$ failed"
+eq "$(PGPORT=$proxy_port q mana_proxy -v u="$evil" <<<"SELECT mana_ai_proxy.partition_of(:'u')")" "$other" "placement of the \$\$ user"
+eq "$(PGPORT=${ports[$other]} q mana_sync -v u="$evil" <<<"SELECT count(*) FROM sync_changes WHERE user_id = :'u'")" 1 "the \$\$ user's row on the target"
+eq "$(PGPORT=${ports[$home]} q mana_sync -v u="$evil" <<<"SELECT count(*) FROM sync_changes WHERE user_id = :'u'")" 0 "the \$\$ user's row on the source"
+for n in 0 1; do
+    eq "$(sq $n "SELECT count(*) FROM public.hijacked WHERE app = 'mana_ai_proxy.move_user'")" 0 "planted ||(bigint, text) ran in move_user on p$n"
+    eq "$(sq $n "SELECT to_regclass('public.sync_changes') IS NOT NULL")" t "sync_changes on p$n"
+    PGPORT=${ports[$n]} q mana_sync -c "DROP OPERATOR public.|| (bigint, text)" -c "DROP FUNCTION public.hijack(bigint, text)" >/dev/null
+done
+echo "ok - move_user of a user id with \$\$ and a quote: moved, and the planted ||(bigint, text) never ran"
+PGPORT=${ports[$other]} q mana_sync -v u="$evil" >/dev/null <<'SQL'
+DELETE FROM sync_changes WHERE user_id = :'u';
+DELETE FROM mana_ai.mission_snapshots WHERE user_id = :'u';
+SQL
 
 # ---- one shard down: reported down, the other keeps planning
 stop_shard 1

@@ -4,6 +4,8 @@
 #  - the DBA-added tool and every decrypt_audit row (ids included) come
 #    back; the shipped tools are those of CREATE EXTENSION, once; so does
 #    the current format's slot state (mana_ai.mission_slots);
+#  - so do the token ledger and the retry state (issue 19: a restore must
+#    not reset a day's budget or a failing mission's backoff);
 #  - derived state does not: snapshots, the refresh cursor's bookkeeping
 #    and tick_runs are empty after the restore;
 #  - the worker, pointed at the restored database (mana_ai.database, a
@@ -39,6 +41,11 @@ done
 set_guc mana_ai.enabled off
 poll_until 10 mana_sync "SELECT enabled FROM mana_ai.status" f || fail "the worker did not pause"
 poll_until 30 mana_sync "SELECT count(*) FROM mana_ai.tick_runs WHERE status = 'running'" 0 || fail "a tick is still running"
+# A backoff in progress on a mission that exists (retention keeps it).
+q mana_sync -c "INSERT INTO mana_ai.mission_attempts (user_id, mission_id, slot, attempts, next_attempt_at, last_error)
+                SELECT user_id, mission_id, 'slot-x', 3, now() + interval '1 hour', 'llm timeout'
+                  FROM mana_ai.mission_snapshots ORDER BY 1, 2 LIMIT 1
+                ON CONFLICT (user_id, mission_id) DO UPDATE SET attempts = 3, next_attempt_at = now() + interval '1 hour'" >/dev/null
 # Fold the last write-backs in, so the snapshots are those every later tick would see.
 q mana_sync -c "SELECT count(*) FROM mana_ai.refresh_snapshots()" >/dev/null
 
@@ -52,6 +59,12 @@ q mana_sync -c "$tools" > "$tmp/tools.before"
 q mana_sync -c "$snaps" > "$tmp/snaps.before"
 q mana_sync -c "$slots" > "$tmp/slots.before"
 q mana_sync -c "SELECT record_id, data ->> 'nextRunAt' FROM sync_changes WHERE client_id = 'mana-ai-runner' ORDER BY 1" > "$tmp/planned.before"
+ledger="SELECT user_id, agent_id, mission_id, tokens, ts FROM mana_ai.token_usage ORDER BY 1, 2, 3, 5"
+attempts="SELECT user_id, mission_id, slot, attempts, next_attempt_at, last_error FROM mana_ai.mission_attempts ORDER BY 1, 2"
+q mana_sync -c "$ledger" > "$tmp/ledger.before"
+q mana_sync -c "$attempts" > "$tmp/attempts.before"
+[ "$(wc -l < "$tmp/ledger.before")" -gt 0 ] || fail "no token usage before the dump"
+[ "$(wc -l < "$tmp/attempts.before")" -gt 0 ] || fail "no retry state before the dump"
 [ "$(wc -l < "$tmp/audit.before")" = 6 ] || fail "expected 6 audit rows before the dump"
 [ "$(wc -l < "$tmp/snaps.before")" -gt 100 ] || fail "too few snapshots before the dump"
 
@@ -68,7 +81,11 @@ diff "$tmp/tools.before" "$tmp/tools.after" >&2 || fail "the tool catalog differ
 grep -q '^book_room|calendar|' "$tmp/tools.after" || fail "the DBA-added tool is missing"
 [ "$(q mana_restored -c "SELECT count(*) FROM sync_changes")" = "$(q mana_sync -c "SELECT count(*) FROM sync_changes")" ] \
     || fail "sync_changes did not come back"
-for t in mission_snapshots agent_snapshots snapshot_applied snapshot_tombstones tick_runs mission_attempts; do
+q mana_restored -c "$ledger" > "$tmp/ledger.after"
+diff "$tmp/ledger.before" "$tmp/ledger.after" >&2 || fail "the token ledger did not come back (a restore would reset every budget)"
+q mana_restored -c "$attempts" > "$tmp/attempts.after"
+diff "$tmp/attempts.before" "$tmp/attempts.after" >&2 || fail "the retry state did not come back (a restore would end every backoff)"
+for t in mission_snapshots agent_snapshots snapshot_applied snapshot_tombstones tick_runs; do
     [ "$(q mana_restored -c "SELECT count(*) FROM mana_ai.$t")" = 0 ] || fail "derived table mana_ai.$t was dumped"
 done
 q mana_restored -c "$slots" > "$tmp/slots.after"
@@ -80,7 +97,7 @@ else
 fi
 # Mark what the dump held: nothing newer may be planned from these rows.
 q mana_restored -c "CREATE TABLE public.dumped_rows AS SELECT id FROM sync_changes" >/dev/null
-echo "ok - tools and audit came back, snapshots and tick state did not"
+echo "ok - tools, audit, token ledger and retry state came back, snapshots and tick runs did not"
 
 # --- the worker moves to the restored database --------------------------------
 # The original stays, paused, so a plan written there could not count here.

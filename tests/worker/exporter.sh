@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.role=mana_runner
 # Debian's prometheus-postgres-exporter with docs/monitoring/queries.yaml,
-# run as a login role that has only the operator grants of the README:
+# run as a login role that has only the operator grants of the README (no
+# pg_monitor since 0.3.0):
 # after the worker has planned (a grant with a decrypt, a scope violation
 # and an expired grant, an answer that is not a plan), the worker is paused and
 # the exporter is scraped on loopback.  Every sample of mana_ai.metrics
@@ -28,8 +29,13 @@ GRANT SELECT ON mana_ai.status, mana_ai.metrics, mana_ai.tick_runs,
 GRANT EXECUTE ON FUNCTION mana_ai.worker_state(), mana_ai.metric_rows(),
                           mana_ai.metrics_prometheus(), mana_ai.iso_timestamp(text) TO mana_ops;
 GRANT SELECT ON mana_ai.mission_runs, mana_ai.mission_last_run TO mana_ops;
-GRANT pg_monitor TO mana_ops;
+GRANT EXECUTE ON FUNCTION mana_ai.mission_runs_of_every_user() TO mana_ops;
 CREATE ROLE mana_exporter LOGIN PASSWORD 'exporter-test' IN ROLE mana_ops;" >/dev/null
+# No pg_monitor (issue 19): the exporter's login reads no server-only setting.
+[ "$(q mana_sync -c "SELECT pg_has_role('mana_exporter', 'pg_monitor', 'MEMBER') OR pg_has_role('mana_exporter', 'pg_read_all_settings', 'MEMBER')")" = f ] \
+    || fail "the exporter's login is a member of pg_monitor or pg_read_all_settings"
+grep -qF "$(sed -n '/^GRANT EXECUTE ON FUNCTION mana_ai.mission_runs_of_every_user/p' README.md)" <<<"GRANT EXECUTE ON FUNCTION mana_ai.mission_runs_of_every_user() TO mana_ops;  -- every user's run history" \
+    || fail "the operator block here differs from the README's"
 
 start_mock_llm
 exporter_pid=

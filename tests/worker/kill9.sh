@@ -137,8 +137,8 @@ tick_plans() {
 # the worker's tick is overlap-skipped.
 redue_loop() {
     while :; do
-        psql -X -qAt -d mana_sync -c "SELECT pg_advisory_lock(1835101793, 100)" -c "$redue" \
-             -c "SELECT pg_advisory_unlock(1835101793, 100)" >/dev/null 2>&1 || true
+        psql -X -qAt -d mana_sync -c "SELECT mana_ai.hold_tick_lock()" -c "$redue" \
+             -c "SELECT mana_ai.release_tick_lock()" >/dev/null 2>&1 || true
         sleep 0.3
     done
 }

@@ -11,7 +11,8 @@
 #    every tick until its next attempt, and its last failed row names the
 #    failed iteration;
 #  - mission_last_run has one row per mission; row-level security: an app
-#    role (NOBYPASSRLS) sees its user's rows only, a pg_monitor member all;
+#    role (NOBYPASSRLS) sees its user's rows only, the operator (EXECUTE on
+#    mission_runs_of_every_user(), no pg_monitor) all;
 #  - no key, no ciphertext and no decrypted text in any row, though a
 #    granted mission's decrypted inputs reached the prompt;
 #  - a worker tick that an error ends keeps its gate decisions, and the
@@ -152,7 +153,7 @@ echo "ok - mission_last_run: one row per mission, its latest decision"
 q postgres -c "CREATE ROLE mana_app LOGIN NOBYPASSRLS" -c "CREATE ROLE mana_ops_test LOGIN NOBYPASSRLS" >/dev/null
 q mana_sync -c "GRANT USAGE ON SCHEMA mana_ai TO mana_app, mana_ops_test" \
             -c "GRANT SELECT ON mana_ai.mission_runs, mana_ai.mission_last_run TO mana_app, mana_ops_test" \
-            -c "GRANT pg_monitor TO mana_ops_test" >/dev/null
+            -c "GRANT EXECUTE ON FUNCTION mana_ai.mission_runs_of_every_user() TO mana_ops_test" >/dev/null
 as_role() { q mana_sync -c "SET ROLE $1" -c "SELECT set_config('app.current_user_id', '$2', false)" -c "$3" | tail -1; }
 # (the worker goes on ticking: compare the ticks up to now)
 upto=$(q mana_sync -c "SELECT max(tick_id) FROM mana_ai.mission_runs")
@@ -164,11 +165,11 @@ all=$(q mana_sync -c "SELECT count(*) FROM mana_ai.mission_runs WHERE tick_id <=
     || fail "the app role as alice: mission_last_run is not her seven missions"
 [ "$(as_role mana_app '' "SELECT count(*) FROM mana_ai.mission_runs")" = 0 ] || fail "the app role without a user sees rows"
 [ "$(as_role mana_app bob "SELECT string_agg(DISTINCT mission_id, ',') FROM mana_ai.mission_runs")" = m-bad ] || fail "bob does not see only his mission"
-[ "$(as_role mana_ops_test '' "SELECT count(*) FROM mana_ai.mission_runs WHERE tick_id <= $upto")" = "$all" ] || fail "a pg_monitor member does not see every row"
+[ "$(as_role mana_ops_test '' "SELECT count(*) FROM mana_ai.mission_runs WHERE tick_id <= $upto")" = "$all" ] || fail "the operator (mission_runs_of_every_user) does not see every row"
 if q mana_sync -c "SET ROLE mana_app" -c "SELECT mana_ai.record_mission_runs(1, '[]')" >/dev/null 2>&1; then
     fail "the app role may write the history"
 fi
-echo "ok - row-level security: alice sees her $alice rows, nobody else's; a pg_monitor member sees all"
+echo "ok - row-level security: alice sees her $alice rows, nobody else's; the operator sees all"
 
 # --- no key, ciphertext or decrypted text in any row ---------------------------
 curl -s --max-time 5 "$MOCK_URL/__requests" | jq -r '.[] | .body.messages[]?.content' > "$tmp/prompts.txt"
@@ -242,7 +243,15 @@ echo "ok - SELECT mana_ai_tick(): its rows (ran, failed, then backing-off) in th
 # --- retention -------------------------------------------------------------------
 set_guc mana_ai.mission_runs_retention 60
 second=$(q mana_sync -c "SELECT min(id) FROM mana_ai.tick_runs WHERE id > $first")
-q mana_sync -c "UPDATE mana_ai.mission_runs SET ts = now() - interval '2 hours' WHERE tick_id = $first" \
+# Append-only (issue 19): even a superuser's UPDATE, DELETE or TRUNCATE is refused ...
+for sql in "UPDATE mana_ai.mission_runs SET decision = 'ran'" "DELETE FROM mana_ai.mission_runs" "TRUNCATE mana_ai.mission_runs"; do
+    err=$(psql -X -qAt -d mana_sync -c "$sql" 2>&1) && fail "$sql was allowed on the run history"
+    grep -q 'mana_ai.mission_runs is append-only' <<<"$err" || fail "$sql: unexpected error: $err"
+done
+echo "ok - mission_runs is append-only: UPDATE, DELETE and TRUNCATE refused, even to a superuser"
+# ... so the test ages rows with the triggers off (replica role: superuser only).
+q mana_sync -c "SET session_replication_role = replica" \
+            -c "UPDATE mana_ai.mission_runs SET ts = now() - interval '2 hours' WHERE tick_id = $first" \
             -c "UPDATE mana_ai.mission_runs SET ts = now() - interval '50 minutes' WHERE tick_id = $second" >/dev/null
 young=$(q mana_sync -c "SELECT count(*) FROM mana_ai.mission_runs WHERE tick_id IN ($second, $t1, $t2)")
 [ "$(q mana_sync -c "SELECT count(*) > 0 FROM mana_ai.mission_runs WHERE tick_id = $first")" = t ] || fail "nothing to purge"

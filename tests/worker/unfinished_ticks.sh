@@ -50,7 +50,7 @@ lpid=$!
 exec 3>"$work/live.in"
 cat >&3 <<'SQL'
 SET application_name = 'unfinished_live';
-SELECT pg_advisory_lock(1835101793, 100);
+SELECT mana_ai.hold_tick_lock();
 INSERT INTO mana_ai.tick_runs (source, status) VALUES ('sql', 'running') RETURNING 'live=' || id;
 SQL
 poll_until 20 mana_sync "SELECT count(*) FROM mana_ai.tick_runs t JOIN pg_stat_activity a ON a.pid = t.backend_pid WHERE a.application_name = 'unfinished_live' AND t.status = 'running'" 1 \
