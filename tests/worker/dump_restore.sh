@@ -52,7 +52,7 @@ q mana_sync -c "SELECT count(*) FROM mana_ai.refresh_snapshots()" >/dev/null
 audit="SELECT id, user_id, mission_id, iteration_id, table_name, record_id, status, reason, ts FROM mana_ai.decrypt_audit ORDER BY id"
 tools="SELECT name, module, description, parameters, shipped FROM mana_ai.tools ORDER BY name"
 # next_run_at: the record's nextRunAt (seed format) or the slot state's (current)
-snaps="SELECT user_id, mission_id, record ->> 'nextRunAt', next_run_at FROM mana_ai.missions ORDER BY 1, 2"
+snaps="SELECT m.user_id, m.mission_id, s.record ->> 'nextRunAt', m.next_run_at FROM mana_ai.missions m JOIN mana_ai.mission_snapshots s USING (user_id, mission_id) ORDER BY 1, 2"
 slots="SELECT user_id, mission_id, planned_slot, next_slot FROM mana_ai.mission_slots ORDER BY 1, 2"
 q mana_sync -c "$audit" > "$tmp/audit.before"
 q mana_sync -c "$tools" > "$tmp/tools.before"
