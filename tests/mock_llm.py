@@ -49,6 +49,10 @@ tool is create_task when offered, else the first one.
   [mock:tools-never-stop]       one valid call in every round, never stops
   [mock:tools-never-stop-invalid] one invalid call in every round
   [mock:tools-hang-round:N]     valid calls until round N, which never answers
+  [mock:want:TOOL]              insists on TOOL: calls it when offered (once,
+                                then stops); else calls more_tools with the
+                                module its description lists TOOL under;
+                                else stops (tests/unit/test_tool_offer.c)
 Every tools answer carries usage {prompt_tokens, completion_tokens,
 total_tokens} with total_tokens = the total_tokens option, per round.
 
@@ -82,6 +86,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MODES = ("ok", "error500", "fail-n-then-ok", "429", "429-n-then-ok", "garbage",
          "malformed", "no-plan", "hang", "huge", "redirect", "down")
 MARKER = re.compile(r"\[mock:([a-z0-9-]+)(?::(\d+))?\]")
+WANT = re.compile(r"\[mock:want:([A-Za-z0-9_-]+)\]")
+DISCOVERY = "more_tools"
 TOOL_SCENARIOS = ("tools-rounds", "tools-none", "tools-invalid-then-fix",
                   "tools-multi", "tools-mixed", "tools-unknown", "tools-never-stop",
                   "tools-never-stop-invalid", "tools-hang-round")
@@ -251,9 +257,31 @@ def scenario_calls(tools, scenario, rnd):
     return None                                 # tools-none
 
 
+def want_calls(body, tools, want, rnd):
+    """Calls that insist on tool `want` (see [mock:want:TOOL])."""
+    for m in body.get("messages", []):
+        for c in (m.get("tool_calls") or []) if isinstance(m, dict) else []:
+            if c.get("function", {}).get("name") == want:
+                return None                     # done: stop
+    if want in tools:
+        return [make_call(rnd, 0, want, valid_args(tools[want], "r%d.1" % rnd))]
+    if DISCOVERY in tools:
+        for t in body.get("tools", []):
+            fn = t.get("function", {})
+            if fn.get("name") != DISCOVERY:
+                continue
+            for mod, names in re.findall(r"([a-z][a-zA-Z0-9_-]*) \(([^)]*)\)", fn.get("description", "")):
+                if want in [n.strip() for n in names.split(",")]:
+                    return [make_call(rnd, 0, DISCOVERY,
+                                      {"module": mod, "rationale": "Mock: ich brauche %s." % want})]
+    return None
+
+
 def tools_answer(body, tools, scenario, opts):
     rnd = tool_round(body)
-    calls = scenario_calls(tools, scenario, rnd)
+    want = WANT.search(user_message(body))
+    calls = want_calls(body, tools, want.group(1), rnd) if want else \
+        scenario_calls(tools, scenario, rnd)
     total = opts["total_tokens"]
     if calls:
         message = {"role": "assistant", "content": None, "tool_calls": calls}
