@@ -465,7 +465,9 @@ llm_batch_step(LlmBatch *b, int max_wait_ms)
 	if (b->gate_wait > 0 && b->gate_wait * 1000.0 + 1 < wait_ms)
 		wait_ms = (int) (b->gate_wait * 1000.0) + 1;
 	for (i = 0; b->waiting > 0 && i < b->ncalls; i++)
-		if (b->calls[i].state == CS_WAITING)
+		/* a retry already due but held by the limit waits for the limit */
+		if (b->calls[i].state == CS_WAITING &&
+			(b->gate_wait == 0 || b->calls[i].retry_at > now))
 		{
 			int			until = (int) ((b->calls[i].retry_at - now) * 1000.0) + 1;
 

@@ -54,6 +54,7 @@ ring_advance(LlmRateLimit *rl, double now)
 	{
 		memset(rl->ring_req, 0, sizeof(rl->ring_req));
 		memset(rl->ring_tok, 0, sizeof(rl->ring_tok));
+		rl->ring_since = now;
 	}
 	else
 		for (int64_t s = rl->ring_sec + 1; s <= sec; s++)
@@ -67,13 +68,19 @@ static void
 learn_from_429(LlmRateLimit *rl, double now)
 {
 	double		req = 0,
-				tok = 0;
+				tok = 0,
+				span;
 
 	ring_advance(rl, now);
 	for (int i = 0; i < 60; i++)
 		req += rl->ring_req[i], tok += rl->ring_tok[i];
 	if (req < 1 && rl->learnt_rpm <= 0)
 		return;					/* nothing sent: nothing to learn from */
+	/* what was sent, as a rate per minute (a first burst counts as one) */
+	span = now - rl->ring_since;
+	span = span < 1 ? 1 : span > 60 ? 60 : span;
+	req *= 60.0 / span;
+	tok *= 60.0 / span;
 	if (min_known(rl->cfg_rpm, rl->ann_rpm) <= 0)
 		rl->learnt_rpm = rl->learnt_rpm > 0 ? fmax(1, rl->learnt_rpm * 0.7) : fmax(1, req);
 	if (min_known(rl->cfg_tpm, rl->ann_tpm) <= 0)
@@ -122,6 +129,7 @@ llm_rl_configure(LlmRateLimit *rl, double rpm, double tpm, int max_parallel,
 		rl->window = max_parallel > 0 ? max_parallel : 1;
 		rl->at = now;
 		rl->ring_sec = (int64_t) floor(now);
+		rl->ring_since = now;
 		rl->req = rpm > 0 ? rpm : 0;
 		rl->tok = tpm > 0 ? tpm : 0;
 	}

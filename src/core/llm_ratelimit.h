@@ -6,7 +6,7 @@
  * whose sizes come from the configured caps (mana_ai.llm_requests_per_minute,
  * mana_ai.llm_tokens_per_minute; 0 = unknown) and from what the provider
  * announces (x-ratelimit-limit-*, -remaining-*, -reset-*), the lower one
- * winning (when neither is known, a 429 sets it to what was sent in the
+ * winning (when neither is known, a 429 sets it to the rate sent over the
  * last minute, lowered by 30 % on a further 429 (once a second at most) and grown
  * by 5 % a minute); a window of requests in flight that halves on a 429 (at most
  * once a second) and grows by one per window of answers; and a pause after
@@ -49,6 +49,8 @@ typedef struct LlmRateLimit
 	double		ring_req[60];	/* sent per second of the last minute */
 	double		ring_tok[60];
 	int64_t		ring_sec;		/* the second last written */
+	double		ring_since;		/* when the ring began to fill (< 60 s: a
+								 * rate is scaled up from it) */
 	double		req;			/* what the buckets hold at `at` */
 	double		tok;
 	double		at;

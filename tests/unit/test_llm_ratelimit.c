@@ -3,11 +3,15 @@
  * simulated provider (the same token buckets bench/mock_llm.c keeps), on
  * a simulated clock: configured limits are kept without a 429; unknown
  * limits are learnt from the headers and a 429 without a storm; the
- * durations OpenAI sends parse.
+ * durations OpenAI sends parse.  Then through the client against
+ * tests/mock_llm.py: 429s pause and shrink the window and every call ends
+ * well; an empty requests bucket holds calls back until it refills.
  */
 #include <math.h>
 
+#include "llm_client.h"
 #include "llm_ratelimit.h"
+#include "mock_llm.h"
 #include "tap.h"
 
 /* The provider: requests and tokens per minute, buckets full at start. */
@@ -122,6 +126,59 @@ simulate(LlmRateLimit *rl, Provider *p, int n, double tokens, int parallel,
 	}
 	r.finished_at = now;
 	return r;
+}
+
+/* The client with a limiter against the mock. */
+static void
+test_client(void)
+{
+	LlmClientConfig c = {0};
+	LlmRequest	reqs[12];
+	LlmRateLimit rl = {0};
+	int			all_ok = 1;
+
+	c.url = mock_url;
+	c.model = "gpt-4o-mini";
+	c.connect_timeout_ms = 2000;
+	c.timeout_ms = 20000;
+	c.max_parallel = 8;
+	c.limit = &rl;
+	memset(reqs, 0, sizeof(reqs));
+	for (int i = 0; i < 12; i++)
+		reqs[i].system = "s", reqs[i].user = "u";
+
+	/* the first 4 answers are 429 with Retry-After: 1 */
+	mock_reset();
+	mock_control("{\"mode\":\"429-n-then-ok\",\"fail_n\":4,\"retry_after\":1}");
+	llm_rl_configure(&rl, 0, 0, 8, llm_monotonic_seconds());
+	ok(llm_client_run(&c, reqs, 12, NULL, NULL) == 0, "a batch with 429s finishes");
+	for (int i = 0; i < 12; i++)
+		all_ok &= reqs[i].ok;
+	ok(all_ok, "every call ends well after the pause");
+	ok(rl.rate_limited == 4, "the 429s are counted (%lld)", (long long) rl.rate_limited);
+	ok(rl.wait_seconds[LLM_LIMIT_RETRY_AFTER] > 0.5, "the pause was waited out (%.2f s)",
+	   rl.wait_seconds[LLM_LIMIT_RETRY_AFTER]);
+	ok(mock_stat("requests") == 16, "no request beyond the 4 retries (%d)", mock_stat("requests"));
+	for (int i = 0; i < 12; i++)
+		llm_request_clear(&reqs[i]);
+
+	/* 120 requests a minute, the bucket spent: calls wait for it */
+	{
+		LlmRateLimit r2 = {0};
+		double		now = llm_monotonic_seconds();
+
+		mock_reset();
+		llm_rl_configure(&r2, 120, 0, 8, now);
+		for (int i = 0; i < 120; i++)
+			llm_rl_sent(&r2, now, 1);
+		c.limit = &r2;
+		ok(llm_client_run(&c, reqs, 3, NULL, NULL) == 0 && reqs[0].ok && reqs[1].ok && reqs[2].ok,
+		   "paced calls end well");
+		ok(r2.wait_seconds[LLM_LIMIT_REQUESTS] > 0.5, "they waited for the requests bucket (%.2f s)",
+		   r2.wait_seconds[LLM_LIMIT_REQUESTS]);
+		for (int i = 0; i < 3; i++)
+			llm_request_clear(&reqs[i]);
+	}
 }
 
 int
@@ -250,5 +307,8 @@ main(void)
 	   llm_rl_parse_duration("5x") < 0 && llm_rl_parse_duration("-1s") < 0 &&
 	   llm_rl_parse_duration(NULL) < 0, "not durations");
 	is_str(llm_rl_reason_name(LLM_LIMIT_TOKENS), "tokens", "reason labels");
+	fflush(stdout);
+	start_mock();
+	test_client();
 	return done_testing();
 }
