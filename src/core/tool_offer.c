@@ -18,8 +18,8 @@
 #include "tool_offer.h"
 #include "tool_schema.h"
 
-#define DISCOVERY_TEXT "Schaltet die Werkzeuge eines weiteren Moduls für die nächste Runde frei " \
-	"(kein Schritt des Plans). Module und ihre Werkzeuge: "
+#define DISCOVERY_TEXT "Schaltet die Werkzeuge eines weiteren Moduls für die nächste Runde frei; " \
+	"das ist kein Schritt des Plans. Module und ihre Werkzeuge: "
 
 static json_object *
 parse_text(const char *text)
