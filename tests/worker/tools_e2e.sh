@@ -134,7 +134,7 @@ metric() { q mana_sync -c "SELECT coalesce(sum(value), 0)::bigint FROM mana_ai.m
 [ "$(metric mana_ai_planner_rounds_bucket "labels ->> 'le' = '3'")" -lt "$(metric mana_ai_planner_rounds_bucket "labels ->> 'le' = '4'")" ] \
     || fail "four-round conversations not between le=3 and le=4"
 q mana_sync -c "SELECT mana_ai.metrics_prometheus()" \
-    | grep -q '^mana_ai_tool_calls_total{tool="create_task",outcome="planned"} [1-9]' || fail "prometheus: two labels"
+    | grep '^mana_ai_tool_calls_total{tool="create_task",outcome="planned"} [1-9]' >/dev/null || fail "prometheus: two labels"
 
 # --- build_prompt shows the active protocol ---------------------------------
 check "(SELECT p ->> 'protocol' = 'tools' AND jsonb_array_length(p -> 'tools') < 10
