@@ -102,14 +102,12 @@ mana_ai_offer_tools(const ToolOfferTool *cat, int n, json_object *mission,
 	const char *used[USED_TOOLS_MAX];
 	int			n_core = core_modules(&core);
 	int			n_used = used_tools(mission, used, USED_TOOLS_MAX);
+	ToolOfferWhy *why = palloc(sizeof(ToolOfferWhy) * (n > 0 ? n : 1));
 	ToolOffer	offer;
 	char	   *tools;
 	MemoryContext old;
 
-	if (!tool_offer_build(cat, n, core, n_core, input_modules, n_input, used, n_used, &offer))
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory"),
-						errdetail("Choosing the tools to offer failed.")));
-
+	tool_offer_classify(cat, n, core, n_core, input_modules, n_input, used, n_used, why);
 	if (why_json != NULL)
 	{
 		StringInfoData buf;
@@ -122,23 +120,27 @@ mana_ai_offer_tools(const ToolOfferTool *cat, int n, json_object *mission,
 			escape_json(&buf, cat[i].name);
 			appendStringInfoString(&buf, ", \"module\": ");
 			escape_json(&buf, cat[i].module);
-			appendStringInfo(&buf, ", \"offered\": \"%s\"}", tool_offer_why_name(offer.why[i]));
+			appendStringInfo(&buf, ", \"offered\": \"%s\"}", tool_offer_why_name(why[i]));
 		}
 		appendStringInfoChar(&buf, ']');
 		*why_json = buf.data;
 	}
 
-	/* the same offer as an earlier mission of this tick: its texts */
+	/* the same offer as an earlier mission of this tick: its texts, unbuilt */
 	if (!in_tick || cache_tools != n)
 		cache_n = 0;
 	cache_tools = n;
 	for (int k = 0; k < cache_n; k++)
-		if (memcmp(cache[k].why, offer.why, sizeof(ToolOfferWhy) * n) == 0)
+		if (memcmp(cache[k].why, why, sizeof(ToolOfferWhy) * n) == 0)
 		{
 			*reserve = cache[k].reserve;
-			tool_offer_free(&offer);
+			pfree(why);
 			return cache[k].tools;
 		}
+	if (!tool_offer_build_from(cat, n, why, &offer))
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory"),
+						errdetail("Choosing the tools to offer failed.")));
+	pfree(why);
 
 	old = MemoryContextSwitchTo(cxt);
 	tools = pstrdup(offer.tools);

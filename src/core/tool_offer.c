@@ -130,12 +130,45 @@ done:
 	return out;
 }
 
+void
+tool_offer_classify(const ToolOfferTool *cat, int n,
+					const char *const *core_modules, int n_core,
+					const char *const *input_modules, int n_input,
+					const char *const *used_tools, int n_used,
+					ToolOfferWhy *why)
+{
+	for (int i = 0; i < n; i++)
+		why[i] = !usable(&cat[i]) ? OFFER_DENIED :
+			in_list(cat[i].module, core_modules, n_core) ? OFFER_CORE :
+			in_list(cat[i].module, input_modules, n_input) ? OFFER_INPUT :
+			in_list(cat[i].name, used_tools, n_used) ? OFFER_USED : OFFER_NOT;
+}
+
 bool
 tool_offer_build(const ToolOfferTool *cat, int n,
 				 const char *const *core_modules, int n_core,
 				 const char *const *input_modules, int n_input,
 				 const char *const *used_tools, int n_used,
 				 ToolOffer *out)
+{
+	ToolOfferWhy *why = calloc(n > 0 ? n : 1, sizeof(ToolOfferWhy));
+	bool		ok;
+
+	if (why == NULL)
+	{
+		memset(out, 0, sizeof(*out));
+		return false;
+	}
+	tool_offer_classify(cat, n, core_modules, n_core, input_modules, n_input,
+						used_tools, n_used, why);
+	ok = tool_offer_build_from(cat, n, why, out);
+	free(why);
+	return ok;
+}
+
+bool
+tool_offer_build_from(const ToolOfferTool *cat, int n, const ToolOfferWhy *why,
+					  ToolOffer *out)
 {
 	printbuf   *arr = printbuf_new();
 	json_object *reserve = json_object_new_object();
@@ -146,11 +179,7 @@ tool_offer_build(const ToolOfferTool *cat, int n,
 	out->why = calloc(n > 0 ? n : 1, sizeof(ToolOfferWhy));
 	if (!arr || !reserve || !out->why)
 		goto oom;
-	for (int i = 0; i < n; i++)
-		out->why[i] = !usable(&cat[i]) ? OFFER_DENIED :
-			in_list(cat[i].module, core_modules, n_core) ? OFFER_CORE :
-			in_list(cat[i].module, input_modules, n_input) ? OFFER_INPUT :
-			in_list(cat[i].name, used_tools, n_used) ? OFFER_USED : OFFER_NOT;
+	memcpy(out->why, why, sizeof(ToolOfferWhy) * n);
 	discovery = discovery_function(cat, n, out->why);
 	if (discovery == NULL)
 		goto oom;

@@ -59,9 +59,21 @@ typedef struct ToolOffer
 } ToolOffer;
 
 /*
- * The offer for one mission; cat in catalog order.  The module and tool
- * lists may hold duplicates and unknown names.  False when out of memory.
+ * Why each tool is offered (why[0..n-1]); cat in catalog order.  The module
+ * and tool lists may hold duplicates and unknown names.  Cheap: callers
+ * key a cache of built offers on it.
  */
+extern void tool_offer_classify(const ToolOfferTool *cat, int n,
+								const char *const *core_modules, int n_core,
+								const char *const *input_modules, int n_input,
+								const char *const *used_tools, int n_used,
+								ToolOfferWhy *why);
+
+/* The offer for a classification (copied to out->why).  False when out of memory. */
+extern bool tool_offer_build_from(const ToolOfferTool *cat, int n,
+								  const ToolOfferWhy *why, ToolOffer *out);
+
+/* Both at once. */
 extern bool tool_offer_build(const ToolOfferTool *cat, int n,
 							 const char *const *core_modules, int n_core,
 							 const char *const *input_modules, int n_input,
