@@ -107,9 +107,13 @@ refill(LlmRateLimit *rl, double now)
 	if (dt <= 0)
 		return;
 	rl->at = now;
-	/* A learnt limit creeps up again, 5 % a minute, to find a raised one. */
+	/* A learnt limit creeps up again, 5 % a minute, to find a raised one,
+	 * and is forgotten after a minute in which it neither met a 429 nor
+	 * held a call back (it was a fault's or a burst's, not the pace's). */
 	rl->learnt_rpm *= 1.0 + 0.05 * dt / 60.0;
 	rl->learnt_tpm *= 1.0 + 0.05 * dt / 60.0;
+	if (now - rl->last_429 > 60.0 && now - rl->last_bound > 60.0)
+		rl->learnt_rpm = rl->learnt_tpm = 0;
 	if (rpm > 0 && (rl->req += dt * rpm / 60.0) > rpm)
 		rl->req = rpm;
 	if (tpm > 0 && (rl->tok += dt * tpm / 60.0) > tpm)
@@ -196,6 +200,9 @@ llm_rl_admit(LlmRateLimit *rl, double now, int in_flight, double tokens,
 		why = LLM_LIMIT_TOKENS;
 		wait = (tokens - rl->tok) * 60.0 / tpm;
 	}
+	if ((why == LLM_LIMIT_REQUESTS && min_known(rl->cfg_rpm, rl->ann_rpm) <= 0) ||
+		(why == LLM_LIMIT_TOKENS && min_known(rl->cfg_tpm, rl->ann_tpm) <= 0))
+		rl->last_bound = now;	/* a learnt limit paces: keep it */
 	note_blocked(rl, now, why);
 	if (why == LLM_LIMIT_NONE)
 		return true;
@@ -263,6 +270,7 @@ llm_rl_rate_limited(LlmRateLimit *rl, double now, double retry_after_s, double r
 
 	refill(rl, now);
 	rl->rate_limited++;
+	rl->last_429 = now;
 	if (now - rl->last_decrease >= 1.0)
 	{
 		if (min_known(rl->cfg_rpm, rl->ann_rpm) <= 0 || min_known(rl->cfg_tpm, rl->ann_tpm) <= 0)

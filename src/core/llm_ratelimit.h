@@ -7,8 +7,9 @@
  * mana_ai.llm_tokens_per_minute; 0 = unknown) and from what the provider
  * announces (x-ratelimit-limit-*, -remaining-*, -reset-*), the lower one
  * winning (when neither is known, a 429 sets it to the rate sent over the
- * last minute, lowered by 30 % on a further 429 (once a second at most) and grown
- * by 5 % a minute); a window of requests in flight that halves on a 429 (at most
+ * last minute, lowered by 30 % on a further 429 (once a second at most), grown by
+ * 5 % a minute, and forgotten once a minute has passed with neither a
+ * 429 nor a call it held back: a fault must not throttle later ticks); a window of requests in flight that halves on a 429 (at most
  * once a second) and grows by one per window of answers; and a pause after
  * a 429 until its Retry-After (or the announced reset) plus a jitter, so
  * the calls it held back start one by one as the buckets refill, never all
@@ -58,6 +59,8 @@ typedef struct LlmRateLimit
 	int			max_parallel;
 	double		pause_until;	/* after a 429: nothing starts before */
 	double		last_decrease;	/* when the window last halved */
+	double		last_429;		/* when the last 429 came */
+	double		last_bound;		/* when a learnt limit last held a call back */
 	LlmLimitReason blocked;		/* why the last admit said no */
 	double		blocked_since;
 	double		wait_seconds[LLM_LIMIT_N_REASONS];	/* summed, for metrics */

@@ -231,6 +231,12 @@ main(void)
 		ok(llm_rl_tpm(&rl) > 0 && llm_rl_tpm(&rl) <= 600000 * 1.2,
 		   "a tokens-per-minute limit was learnt (%.0f for 600000)", llm_rl_tpm(&rl));
 		ok(rl.window >= 1, "the window never falls below 1");
+		{
+			double		wait;
+
+			ok(llm_rl_admit(&rl, r.finished_at + 61, 0, 9000, &wait) && llm_rl_tpm(&rl) == 0,
+			   "a learnt limit is forgotten after a minute without a 429 or a call held back");
+		}
 	}
 
 	/* 4. After a 429 nothing starts before the pause, then one by one. */
