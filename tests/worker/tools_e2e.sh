@@ -141,7 +141,7 @@ check "(SELECT p ->> 'protocol' = 'tools' AND jsonb_array_length(p -> 'tools') <
           AND jsonb_array_length(p -> 'offered') = 62
           AND (SELECT count(*) FROM jsonb_array_elements(p -> 'offered') o WHERE o ->> 'offered' = 'core') = 3
           AND (SELECT count(*) FROM jsonb_array_elements(p -> 'offered') o WHERE o ->> 'offered' = 'discovery') = 59
-          AND p -> 'more_tools' -> 'notes' @> '[{"function": {"name": "create_note"}}]'
+          AND p -> 'more_tools' -> 'notes' @> jsonb_build_array(jsonb_build_object('function', jsonb_build_object('name', 'create_note')))
           AND p -> 'tools' -> 0 ->> 'type' = 'function' AND p ->> 'system' NOT LIKE '%Antwortformat%'
           FROM (SELECT mana_ai.build_prompt('u8', 't-bad') AS p) s)" "build_prompt in tools mode: what is offered and why"
 
