@@ -13,6 +13,7 @@
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 #include "guc.h"
 
@@ -27,6 +28,8 @@ int			mana_ai_llm_timeout = 60000;
 int			mana_ai_llm_connect_timeout = 10000;
 int			mana_ai_llm_max_parallel = 8;
 int			mana_ai_llm_max_response_size = 1024;
+int			mana_ai_llm_requests_per_minute = 0;
+int			mana_ai_llm_tokens_per_minute = 0;
 char	   *mana_ai_llm_key_file = NULL;
 char	   *mana_ai_private_key_file = NULL;
 int			mana_ai_max_attempts = 3;
@@ -57,6 +60,7 @@ static const struct config_enum_entry injection_policy_options[] = {
 	{"refuse", MANA_AI_INJECTION_REFUSE, false},
 	{NULL, 0, false}
 };
+char	   *mana_ai_planner_core_modules = NULL;
 
 static const struct config_enum_entry planner_protocol_options[] = {
 	{"tools", MANA_AI_PROTOCOL_TOOLS, false},
@@ -70,6 +74,36 @@ static bool check_llm_model(char **newval, void **extra, GucSource source);
 static bool check_llm_buffer(int parallel, int size_kb);
 static bool check_llm_max_parallel(int *newval, void **extra, GucSource source);
 static bool check_llm_max_response_size(int *newval, void **extra, GucSource source);
+static bool check_core_modules(char **newval, void **extra, GucSource source);
+
+/* A comma-separated list of module names (the catalog's module syntax). */
+static bool
+check_core_modules(char **newval, void **extra, GucSource source)
+{
+	char	   *copy;
+	List	   *names = NIL;
+	ListCell   *lc;
+	bool		ok;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	copy = pstrdup(*newval);
+	ok = SplitIdentifierString(copy, ',', &names);
+	foreach(lc, names)
+	{
+		const char *m = lfirst(lc);
+
+		if (!ok)
+			break;
+		ok = m[0] >= 'a' && m[0] <= 'z' && strlen(m) <= 63 &&
+			strspn(m, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == strlen(m);
+	}
+	if (!ok)
+		GUC_check_errdetail("mana_ai.planner_core_modules is a comma-separated list of module names such as todo,calendar.");
+	list_free(names);
+	pfree(copy);
+	return ok;
+}
 
 /* Accept only zone names the server's own tz database knows. */
 static bool
@@ -236,6 +270,16 @@ mana_ai_define_gucs(void)
 							"Times mana_ai.llm_max_response_size at most 256MB.",
 							&mana_ai_llm_max_parallel, 8, 1, 256,
 							PGC_SIGHUP, 0, check_llm_max_parallel, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.llm_requests_per_minute",
+							"The provider's requests-per-minute limit the planner keeps (0: unknown).",
+							"The lower of this and what the provider announces (x-ratelimit-limit-requests) paces the calls.",
+							&mana_ai_llm_requests_per_minute, 0, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.llm_tokens_per_minute",
+							"The provider's tokens-per-minute limit the planner keeps (0: unknown).",
+							"A request counts as its body's bytes / 4; the lower of this and what the provider announces (x-ratelimit-limit-tokens) paces the calls.",
+							&mana_ai_llm_tokens_per_minute, 0, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mana_ai.llm_max_response_size",
 							"Largest LLM answer accepted.",
 							"Times mana_ai.llm_max_parallel at most 256MB.",
@@ -290,6 +334,11 @@ mana_ai_define_gucs(void)
 							 NULL, &mana_ai_injection_policy, MANA_AI_INJECTION_LOG,
 							 injection_policy_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("mana_ai.planner_core_modules",
+							   "Modules whose tools every mission is offered in the tools protocol.",
+							   "Besides them: the tools of the mission's input modules, the tools it used before, and more_tools for the rest the agent's policy allows.",
+							   &mana_ai_planner_core_modules, "todo",
+							   PGC_SIGHUP, 0, check_core_modules, NULL, NULL);
 	DefineCustomIntVariable("mana_ai.planner_max_rounds",
 							"Rounds of tool calls one mission's planner conversation may take (tools protocol).",
 							NULL, &mana_ai_planner_max_rounds, 5, 1, 20,

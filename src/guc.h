@@ -19,6 +19,9 @@ extern double mana_ai_llm_temperature;
 extern int	mana_ai_llm_timeout;	/* milliseconds, a mission's whole loop */
 extern int	mana_ai_llm_connect_timeout;	/* milliseconds */
 extern int	mana_ai_llm_max_parallel;
+extern int	mana_ai_llm_requests_per_minute;
+extern int	mana_ai_llm_tokens_per_minute;
+extern char *mana_ai_planner_core_modules;
 extern int	mana_ai_llm_max_response_size;	/* kilobytes */
 extern char *mana_ai_llm_key_file;
 extern char *mana_ai_private_key_file;

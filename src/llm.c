@@ -37,6 +37,15 @@
 #define STEP_WAIT_MS 100
 #define TEST_CALL_MAX_COPIES 1000
 
+/*
+ * The provider's limits as this process has learnt them: kept from one
+ * batch to the next (a worker's ticks follow each other within the
+ * provider's minute), reported to the metrics as deltas.
+ */
+static LlmRateLimit rate_limit;
+static double limit_wait_reported[LLM_LIMIT_N_REASONS];
+static int64_t rate_limited_reported;
+
 static void read_key_file(const char *path, char *key, size_t keysize);
 static void fill_config(PlanLoopConfig *cfg, int protocol,
 						char names[][MANA_AI_MODEL_NAME_LEN]);
@@ -45,6 +54,7 @@ static void count_llm_error(void *arg, const char *model, LlmErrorKind kind);
 static void count_fallback(void *arg, const char *from, const char *to);
 static void count_request(void *arg, double seconds);
 static void count_breaker_open(void *arg, const char *model, int failures);
+static void count_tokens(void *arg, const char *model, int64_t sent, int64_t received);
 static void run_loop(PlanLoop *volatile *loopp);
 static void copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools);
 
@@ -157,6 +167,10 @@ fill_config(PlanLoopConfig *cfg, int protocol,
 	cfg->client.max_response_bytes = (size_t) mana_ai_llm_max_response_size * 1024;
 	cfg->client.max_parallel = mana_ai_llm_max_parallel;
 	cfg->client.max_attempts = 0;	/* the client's default; the deadline rules */
+	llm_rl_configure(&rate_limit, mana_ai_llm_requests_per_minute,
+					 mana_ai_llm_tokens_per_minute, mana_ai_llm_max_parallel,
+					 llm_monotonic_seconds());
+	cfg->client.limit = &rate_limit;
 	if (n < 1)					/* the check hook keeps this from happening */
 	{
 		strlcpy(names[0], "gpt-4o-mini", MANA_AI_MODEL_NAME_LEN);
@@ -174,6 +188,7 @@ fill_config(PlanLoopConfig *cfg, int protocol,
 	cfg->hooks.fallback = count_fallback;
 	cfg->hooks.request = count_request;
 	cfg->hooks.breaker_open = count_breaker_open;
+	cfg->hooks.tokens = count_tokens;
 }
 
 /*
@@ -227,6 +242,36 @@ count_request(void *arg, double seconds)
 	mana_ai_metric_observe(MH_PLANNER_REQUEST_DURATION, seconds);
 }
 
+static void
+count_tokens(void *arg, const char *model, int64_t sent, int64_t received)
+{
+	mana_ai_metric_inc_labeled2(ML_LLM_TOKENS, model, "sent", (uint64) sent);
+	mana_ai_metric_inc_labeled2(ML_LLM_TOKENS, model, "received", (uint64) received);
+}
+
+/* What the limiter counted since the last report: 429s, time waited. */
+static void
+report_limits(int in_flight)
+{
+	mana_ai_metric_set(MG_LLM_IN_FLIGHT, (uint64) in_flight);
+	if (rate_limit.rate_limited > rate_limited_reported)
+	{
+		mana_ai_metric_inc(MC_LLM_RATE_LIMITED,
+						   (uint64) (rate_limit.rate_limited - rate_limited_reported));
+		rate_limited_reported = rate_limit.rate_limited;
+	}
+	for (int r = 0; r < LLM_LIMIT_N_REASONS; r++)
+	{
+		double		us = (rate_limit.wait_seconds[r] - limit_wait_reported[r]) * 1e6;
+
+		if (us >= 1000)
+		{
+			mana_ai_metric_inc_labeled(ML_LLM_LIMIT_WAIT, llm_rl_reason_name(r), (uint64) us);
+			limit_wait_reported[r] += us / 1e6;
+		}
+	}
+}
+
 /*
  * Step the loop until every conversation has ended.  Between steps the
  * usual interrupt processing runs; when it raises, the caller's PG_CATCH
@@ -239,6 +284,7 @@ run_loop(PlanLoop *volatile *loopp)
 {
 	while (!plan_loop_step(*loopp, STEP_WAIT_MS))
 	{
+		report_limits(plan_loop_in_flight(*loopp));
 		if (ProcDiePending || !PostmasterIsAlive())
 		{
 			plan_loop_free(*loopp);
@@ -247,6 +293,7 @@ run_loop(PlanLoop *volatile *loopp)
 				ereport(FATAL,
 						(errcode(ERRCODE_ADMIN_SHUTDOWN),
 						 errmsg("terminating because the postmaster died during LLM calls")));
+			report_limits(0);
 			CHECK_FOR_INTERRUPTS();
 			/* Interrupts held off: the calls are aborted, report them so. */
 			return;
@@ -255,6 +302,7 @@ run_loop(PlanLoop *volatile *loopp)
 	}
 	plan_loop_free(*loopp);
 	*loopp = NULL;
+	report_limits(0);
 }
 
 /* malloc'd text into palloc'd memory in the server encoding (NULL: none). */
@@ -345,6 +393,7 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 		missions[i].system = calls[i].system;
 		missions[i].user = calls[i].user;
 		missions[i].tools = calls[i].tools;
+		missions[i].tools_reserve = calls[i].tools_reserve;
 		missions[i].budget = (int64_t *) calls[i].token_budget;
 		missions[i].budget_total = calls[i].budget_total;
 	}
@@ -377,6 +426,7 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 		explicit_bzero(key, sizeof(key));
 		if (loop != NULL)
 			plan_loop_free(loop);	/* aborts what is in flight */
+		mana_ai_metric_set(MG_LLM_IN_FLIGHT, 0);
 		for (int i = 0; i < ncalls; i++)
 		{
 			/* the rounds that were answered were paid for: the caller counts them */

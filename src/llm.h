@@ -16,6 +16,7 @@ typedef struct LlmCall
 	const char *user;
 	const char *tools;			/* tools protocol: the offered functions (a
 								 * JSON array, PlannerPrompt.tools) */
+	const char *tools_reserve;	/* what more_tools adds (PlannerPrompt) */
 	int64	   *token_budget;	/* tokens the agent may still spend, shared by
 								 * its missions of the tick; NULL: no limit */
 	int64		budget_total;	/* the agent's maxTokensPerDay (0: none), for

@@ -39,8 +39,8 @@
 #define LABEL_LEN 264
 #define LABEL_SEP '\x1f'
 
-static const int family_slots[ML_NUM_FAMILIES] = {24, 24, 24, 24, 192, 48, 32, 16, 72};
-#define TOTAL_SLOTS (24 * 4 + 192 + 48 + 32 + 16 + 72)
+static const int family_slots[ML_NUM_FAMILIES] = {24, 24, 24, 24, 192, 48, 32, 16, 72, 48, 8};
+#define TOTAL_SLOTS (24 * 4 + 192 + 48 + 32 + 16 + 72 + 48 + 8)
 
 static const double seconds_bounds[] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
@@ -64,6 +64,7 @@ typedef struct Histogram
 typedef struct MetricsShared
 {
 	pg_atomic_uint64 counter[MC_NUM_COUNTERS];
+	pg_atomic_uint64 gauge[MG_NUM_GAUGES];
 	LabeledFamily family[ML_NUM_FAMILIES];
 	Histogram	histogram[MH_NUM_HISTOGRAMS];
 	char		label[TOTAL_SLOTS][LABEL_LEN];
@@ -82,6 +83,11 @@ static const char *const counter_names[MC_NUM_COUNTERS] = {
 	"mana_ai_snapshots_updated_total",
 	"mana_ai_snapshot_rows_applied_total",
 	"mana_ai_lock_timeouts_total",
+	"mana_ai_llm_rate_limited_total",
+};
+
+static const char *const gauge_names[MG_NUM_GAUGES] = {
+	"mana_ai_llm_requests_in_flight",
 };
 
 static const char *const family_names[ML_NUM_FAMILIES] = {
@@ -94,12 +100,18 @@ static const char *const family_names[ML_NUM_FAMILIES] = {
 	"mana_ai_llm_fallbacks_total",
 	"mana_ai_model_breaker_open_total",
 	"mana_ai_injection_flags_total",
+	"mana_ai_llm_tokens_total",
+	"mana_ai_llm_limit_wait_seconds_total",
 };
+
+/* Stored value / divisor is shown (the wait is stored in microseconds). */
+static const double family_divisor[ML_NUM_FAMILIES] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1e6};
 
 /* Second key NULL: a one-label family. */
 static const char *const family_label_keys[ML_NUM_FAMILIES][2] = {
 	{"table", NULL}, {"table", NULL}, {"reason", NULL}, {"decision", NULL},
 	{"tool", "outcome"}, {"model", "kind"}, {"from", "to"}, {"model", NULL}, {"tool", NULL},
+	{"model", "direction"}, {"reason", NULL},
 };
 
 /*
@@ -142,13 +154,15 @@ mana_ai_metrics_shmem_attach(void)
 	bool		found;
 	int			first = 0;
 
-	StaticAssertStmt(24 * 4 + 192 + 48 + 32 + 16 + 72 == TOTAL_SLOTS, "slot pool size");
+	StaticAssertStmt(24 * 4 + 192 + 48 + 32 + 16 + 72 + 48 + 8 == TOTAL_SLOTS, "slot pool size");
 	metrics = ShmemInitStruct("mana_ai metrics", sizeof(MetricsShared), &found);
 	if (found)
 		return;
 	memset(metrics, 0, sizeof(MetricsShared));
 	for (int i = 0; i < MC_NUM_COUNTERS; i++)
 		pg_atomic_init_u64(&metrics->counter[i], 0);
+	for (int i = 0; i < MG_NUM_GAUGES; i++)
+		pg_atomic_init_u64(&metrics->gauge[i], 0);
 	for (int f = 0; f < ML_NUM_FAMILIES; f++)
 	{
 		pg_atomic_init_u32(&metrics->family[f].used, 0);
@@ -304,6 +318,14 @@ mana_ai_metric_inc_labeled2(ManaAiLabeledCounter family, const char *label1,
 }
 
 void
+mana_ai_metric_set(ManaAiGauge gauge, uint64 value)
+{
+	if (metrics == NULL || gauge < 0 || gauge >= MG_NUM_GAUGES)
+		return;
+	pg_atomic_write_u64(&metrics->gauge[gauge], value);
+}
+
+void
 mana_ai_metric_observe(ManaAiHistogram histogram, double value)
 {
 	Histogram  *h;
@@ -351,7 +373,7 @@ family_samples(int f, sample_cb cb, void *arg)
 		char		stored[LABEL_LEN];
 		char	   *sep;
 		Sample		smp = {family_names[f], 1, {family_label_keys[f][0], family_label_keys[f][1]},
-		{stored, NULL}, (double) pg_atomic_read_u64(&metrics->value[fam->first + s])};
+		{stored, NULL}, pg_atomic_read_u64(&metrics->value[fam->first + s]) / family_divisor[f]};
 
 		strlcpy(stored, metrics->label[fam->first + s], sizeof(stored));
 		if (family_label_keys[f][1] != NULL)
@@ -376,6 +398,13 @@ for_each_sample(sample_cb cb, void *arg)
 	{
 		Sample		s = {counter_names[i], 0, {NULL, NULL}, {NULL, NULL},
 		(double) pg_atomic_read_u64(&metrics->counter[i])};
+
+		cb(&s, arg);
+	}
+	for (int i = 0; i < MG_NUM_GAUGES; i++)
+	{
+		Sample		s = {gauge_names[i], 0, {NULL, NULL}, {NULL, NULL},
+		(double) pg_atomic_read_u64(&metrics->gauge[i])};
 
 		cb(&s, arg);
 	}
@@ -448,6 +477,8 @@ emit_type_lines(StringInfo buf)
 {
 	for (int i = 0; i < MC_NUM_COUNTERS; i++)
 		appendStringInfo(buf, "# TYPE %s counter\n", counter_names[i]);
+	for (int i = 0; i < MG_NUM_GAUGES; i++)
+		appendStringInfo(buf, "# TYPE %s gauge\n", gauge_names[i]);
 	for (int f = 0; f < ML_NUM_FAMILIES; f++)
 		appendStringInfo(buf, "# TYPE %s counter\n", family_names[f]);
 	for (int h = 0; h < MH_NUM_HISTOGRAMS; h++)

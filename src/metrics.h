@@ -20,6 +20,7 @@ typedef enum ManaAiCounter
 	MC_SNAPSHOTS_UPDATED,
 	MC_SNAPSHOT_ROWS_APPLIED,
 	MC_LOCK_TIMEOUTS,			/* refresh lock waits that timed out */
+	MC_LLM_RATE_LIMITED,		/* 429 answers, retried ones included */
 	MC_NUM_COUNTERS
 } ManaAiCounter;
 
@@ -34,6 +35,8 @@ typedef enum ManaAiLabeledCounter
 	ML_LLM_FALLBACKS,			/* {from, to} */
 	ML_MODEL_BREAKER_OPEN,		/* {model} */
 	ML_INJECTION_FLAGS,			/* {tool}: a catalog tool name or "other" */
+	ML_LLM_TOKENS,				/* {model, direction}: sent, received */
+	ML_LLM_LIMIT_WAIT,			/* {reason}: microseconds, shown as seconds */
 	ML_NUM_FAMILIES
 } ManaAiLabeledCounter;
 
@@ -45,6 +48,12 @@ typedef enum ManaAiHistogram
 	MH_NUM_HISTOGRAMS
 } ManaAiHistogram;
 
+typedef enum ManaAiGauge
+{
+	MG_LLM_IN_FLIGHT,			/* planner requests in flight now */
+	MG_NUM_GAUGES
+} ManaAiGauge;
+
 extern Size mana_ai_metrics_shmem_size(void);
 extern void mana_ai_metrics_shmem_attach(void);
 
@@ -55,6 +64,7 @@ extern void mana_ai_metric_inc_labeled(ManaAiLabeledCounter family,
 extern void mana_ai_metric_inc_labeled2(ManaAiLabeledCounter family,
 										const char *label1, const char *label2,
 										uint64 n);
+extern void mana_ai_metric_set(ManaAiGauge gauge, uint64 value);
 extern void mana_ai_metric_observe(ManaAiHistogram histogram, double value);
 
 #endif

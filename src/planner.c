@@ -10,7 +10,6 @@
  */
 #include "postgres.h"
 
-#include "access/detoast.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -32,6 +31,7 @@
 #include "guc.h"
 #include "inputs.h"
 #include "planner.h"
+#include "planner_offer.h"
 #include "spi_plans.h"
 
 /* Records from jsonb nest far less; this only bounds json-c's stack. */
@@ -70,7 +70,9 @@ static void scratch_free(Scratch *s);
 static Jsonb *jsonc_to_jsonb(json_object *obj);
 static PlannerPrompt render(Jsonb *mission, Jsonb *agent, List *resolved,
 							Jsonb *inputs_json, bool tools_protocol, Scratch *s);
-static char *offered_functions(CatalogTool *catalog, int n_tools, Scratch *s);
+static ToolOfferTool *catalog_verdicts(CatalogTool *catalog, int n_tools, Scratch *s);
+static char *offered_functions(CatalogTool *catalog, int n_tools, Scratch *s,
+							   const PromptInput *in, int n_in, PlannerPrompt *result);
 static PromptInput *inputs_from_json(Scratch *s, int *n);
 static Jsonb *parse_against_catalog(const char *answer, size_t len,
 									Jsonb *agent, bool checked, Scratch *s);
@@ -84,13 +86,8 @@ static MemoryContext tick_catalog_cxt = NULL;
 static CatalogTool *tick_catalog = NULL;
 static int	tick_catalog_n = 0;
 
-/*
- * The last functions array built in this tick and which tools it holds:
- * missions whose agents allow the same tools share one text (and the
- * planner loop parses it once).
- */
-static bool *tick_offered_mask = NULL;
-static char *tick_offered_text = NULL;
+/* build_prompt asks for why each tool is offered (render fills tools_why). */
+static bool want_why = false;
 
 /*
  * The json protocol's prompt lists every tool's parameters: parsed once
@@ -135,8 +132,7 @@ mana_ai_planner_tick_begin(MemoryContext cxt)
 	tick_catalog_cxt = cxt;
 	tick_catalog = NULL;
 	tick_catalog_n = 0;
-	tick_offered_mask = NULL;
-	tick_offered_text = NULL;
+	mana_ai_offer_tick_reset();
 }
 
 void
@@ -356,7 +352,11 @@ render(Jsonb *mission, Jsonb *agent, List *resolved, Jsonb *inputs_json,
 				 errdetail("Building the planner prompt failed.")));
 	result.system = pstrdup(s->prompt.system);
 	result.user = pstrdup(s->prompt.user);
-	result.tools = tools_protocol ? offered_functions(catalog, n_tools, s) : NULL;
+	result.tools = NULL;
+	result.tools_reserve = NULL;
+	result.tools_why = NULL;
+	if (tools_protocol)
+		result.tools = offered_functions(catalog, n_tools, s, in, n_in, &result);
 	return result;
 }
 
@@ -390,48 +390,42 @@ catalog_function(CatalogTool *tool, Scratch *s)
 }
 
 /*
- * The request's "tools": every catalog row the agent's policy (s->agent)
- * allows, as a JSON array in catalog order.  Within a tick the text is
- * shared by missions that allow the same tools.
+ * The request's "tools": what planner_offer.c chooses for this mission
+ * among the catalog rows the agent's policy (s->agent) allows; the rest
+ * the policy allows is in result->tools_reserve for more_tools.
  */
-static char *
-offered_functions(CatalogTool *catalog, int n_tools, Scratch *s)
+static ToolOfferTool *
+catalog_verdicts(CatalogTool *catalog, int n_tools, Scratch *s)
 {
-	MemoryContext cxt = tick_catalog_cxt ? tick_catalog_cxt : CurrentMemoryContext;
-	bool	   *mask = MemoryContextAllocZero(cxt, n_tools + 1);
-	StringInfoData buf;
-	MemoryContext old;
-	bool		first = true;
+	ToolOfferTool *cat = palloc0(sizeof(ToolOfferTool) * (n_tools + 1));
 
 	for (int i = 0; i < n_tools; i++)
-		mask[i] = !policy_denies(s->agent, catalog[i].name, catalog[i].module) &&
-			catalog_function(&catalog[i], s)[0] != '\0';
-	if (tick_catalog_cxt != NULL && tick_offered_mask != NULL &&
-		memcmp(mask, tick_offered_mask, n_tools) == 0)
 	{
-		pfree(mask);
-		return tick_offered_text;
+		cat[i].name = catalog[i].name;
+		cat[i].module = catalog[i].module;
+		cat[i].function = catalog_function(&catalog[i], s);
+		cat[i].allowed = !policy_denies(s->agent, catalog[i].name, catalog[i].module);
 	}
-	old = MemoryContextSwitchTo(cxt);
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '[');
-	for (int i = 0; i < n_tools; i++)
-	{
-		if (!mask[i])
-			continue;
-		if (!first)
-			appendStringInfoChar(&buf, ',');
-		appendStringInfoString(&buf, catalog[i].function);
-		first = false;
-	}
-	appendStringInfoChar(&buf, ']');
-	MemoryContextSwitchTo(old);
-	if (tick_catalog_cxt != NULL)
-	{
-		tick_offered_mask = mask;
-		tick_offered_text = buf.data;
-	}
-	return buf.data;
+	return cat;
+}
+
+static char *
+offered_functions(CatalogTool *catalog, int n_tools, Scratch *s,
+				  const PromptInput *in, int n_in, PlannerPrompt *result)
+{
+	ToolOfferTool *cat = catalog_verdicts(catalog, n_tools, s);
+	const char **modules = palloc0(sizeof(char *) * (n_in + 1));
+	char	   *tools;
+
+	for (int k = 0; k < n_in; k++)
+		modules[k] = in[k].module;
+	tools = mana_ai_offer_tools(cat, n_tools, s->mission, modules, n_in,
+								tick_catalog_cxt ? tick_catalog_cxt : CurrentMemoryContext,
+								tick_catalog_cxt != NULL, &result->tools_reserve,
+								want_why ? &result->tools_why : NULL);
+	pfree(cat);
+	pfree(modules);
+	return tools;
 }
 
 PlannerPrompt
@@ -450,6 +444,24 @@ mana_ai_render_prompt(Jsonb *mission, Jsonb *agent, List *inputs, bool tools_pro
 	}
 	PG_END_TRY();
 	return *result;
+}
+
+PlannerPrompt
+mana_ai_render_prompt_why(Jsonb *mission, Jsonb *agent, List *inputs, bool tools_protocol)
+{
+	PlannerPrompt result;
+
+	want_why = true;
+	PG_TRY();
+	{
+		result = mana_ai_render_prompt(mission, agent, inputs, tools_protocol);
+	}
+	PG_FINALLY();
+	{
+		want_why = false;
+	}
+	PG_END_TRY();
+	return result;
 }
 
 /*
@@ -475,7 +487,9 @@ parse_against_catalog(const char *answer, size_t len, Jsonb *agent, bool checked
 	}
 	if (checked)
 	{
-		const char *text = offered_functions(catalog, n_tools, s);
+		/* every function the policy allows: more_tools reaches them all */
+		const char *text = mana_ai_offer_every_allowed(catalog_verdicts(catalog, n_tools, s),
+														n_tools, CurrentMemoryContext);
 		PlanParseCheck check;
 
 		s->offered = json_tokener_parse(text);
@@ -529,39 +543,6 @@ Jsonb *
 mana_ai_parse_plan_for(const char *answer, Jsonb *agent)
 {
 	return mana_ai_parse_plan_len(answer, answer ? strlen(answer) : 0, agent);
-}
-
-/*
- * An answer over the cap is refused from its stored size, before it is
- * detoasted: a 10 MB argument costs nothing.
- */
-static Jsonb *
-parse_text_arg(FunctionCallInfo fcinfo, Jsonb *agent)
-{
-	Size		raw = toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ;
-	text	   *answer;
-
-	if (raw > PLAN_PARSE_MAX_ANSWER)
-		return mana_ai_parse_plan_len(NULL, raw, agent);
-	answer = PG_GETARG_TEXT_PP(0);
-	return mana_ai_parse_plan_len(VARDATA_ANY(answer), VARSIZE_ANY_EXHDR(answer), agent);
-}
-
-PG_FUNCTION_INFO_V1(mana_ai_parse_plan);
-Datum
-mana_ai_parse_plan(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_JSONB_P(parse_text_arg(fcinfo, NULL));
-}
-
-PG_FUNCTION_INFO_V1(mana_ai_parse_plan_for_agent);
-Datum
-mana_ai_parse_plan_for_agent(PG_FUNCTION_ARGS)
-{
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	PG_RETURN_JSONB_P(parse_text_arg(fcinfo,
-									 PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1)));
 }
 
 PG_FUNCTION_INFO_V1(mana_ai_render_prompt_sql);

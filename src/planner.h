@@ -22,6 +22,9 @@ typedef struct PlannerPrompt
 								 * JSON array; NULL for the json protocol.
 								 * Within a tick it lives in the tick's memory
 								 * and may be shared by several missions. */
+	char	   *tools_reserve;	/* tools: {module: [entries]} that a call of
+								 * more_tools adds; NULL when none */
+	char	   *tools_why;		/* build_prompt only: [{tool, module, offered}] */
 } PlannerPrompt;
 
 /*
@@ -33,6 +36,14 @@ typedef struct PlannerPrompt
  */
 extern PlannerPrompt mana_ai_render_prompt(Jsonb *mission, Jsonb *agent,
 										   List *inputs, bool tools_protocol);
+
+/* The same, with tools_why filled in (for build_prompt). */
+extern PlannerPrompt mana_ai_render_prompt_why(Jsonb *mission, Jsonb *agent,
+											   List *inputs, bool tools_protocol);
+
+/* The same, with tools_why filled in (for build_prompt). */
+extern PlannerPrompt mana_ai_render_prompt_why(Jsonb *mission, Jsonb *agent,
+											   List *inputs, bool tools_protocol);
 
 /*
  * Strict parse (SPEC 7.4) against the catalog filtered by the agent's

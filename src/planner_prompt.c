@@ -4,7 +4,10 @@
  *
  * Owns the path from a mission snapshot to what the planner sends in the
  * active protocol (mana_ai.planner_protocol), exactly as a tick builds
- * it: {protocol, system, user} and, for tools, the functions offered; its agent's snapshot, the grant
+ * it: {protocol, system, user} and, for tools, the functions offered
+ * (tools), why each catalog tool is or is not offered from the first
+ * round (offered: core, input, used, discovery, denied) and what a call
+ * of more_tools would add per module (more_tools); its agent's snapshot, the grant
  * unwrapped and the inputs resolved (resolvers.c, one decrypt_audit row
  * per encrypted input), the prompt rendered (planner.c).  Must never call
  * the LLM or write anything but the audit rows the resolvers write.
@@ -43,7 +46,7 @@ mana_ai_build_prompt(PG_FUNCTION_ARGS)
 		agent = mana_ai_load_agent(user_id, agent_id);
 
 	inputs = mana_ai_resolve_mission_inputs(user_id, mission_id, mission, NULL, false);
-	prompt = mana_ai_render_prompt(mission, agent, inputs,
+	prompt = mana_ai_render_prompt_why(mission, agent, inputs,
 								   mana_ai_planner_protocol == MANA_AI_PROTOCOL_TOOLS);
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"protocol\": \"%s\", \"system\": ",
@@ -56,6 +59,11 @@ mana_ai_build_prompt(PG_FUNCTION_ARGS)
 		/* json-c's text of the functions array: valid JSON as it is */
 		appendStringInfoString(&buf, ", \"tools\": ");
 		appendStringInfoString(&buf, prompt.tools);
+		/* what is offered from round 1 and why; the rest through more_tools */
+		appendStringInfoString(&buf, ", \"offered\": ");
+		appendStringInfoString(&buf, prompt.tools_why ? prompt.tools_why : "[]");
+		appendStringInfoString(&buf, ", \"more_tools\": ");
+		appendStringInfoString(&buf, prompt.tools_reserve ? prompt.tools_reserve : "{}");
 	}
 	appendStringInfoChar(&buf, '}');
 	PG_RETURN_JSONB_P(jb_from_cstring(buf.data));

@@ -379,6 +379,7 @@ prepare_job(Tick *t, Job *job)
 	job->call->system = keep_prompt(t, prompt.system);
 	job->call->user = pstrdup(prompt.user);
 	job->call->tools = prompt.tools;	/* in the tick's memory already */
+	job->call->tools_reserve = prompt.tools_reserve;
 	job->prepared = true;
 }
 

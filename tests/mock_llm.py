@@ -56,6 +56,10 @@ tool is create_task when offered, else the first one.
                                 empty list stops)
   [mock:content:K]              json answers: the option contents[K] instead
                                 of content
+  [mock:want:TOOL]              insists on TOOL: calls it when offered (once,
+                                then stops); else calls more_tools with the
+                                module its description lists TOOL under;
+                                else stops (tests/unit/test_tool_offer.c)
 Every tools answer carries usage {prompt_tokens, completion_tokens,
 total_tokens} with total_tokens = the total_tokens option, per round.
 
@@ -89,6 +93,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MODES = ("ok", "error500", "fail-n-then-ok", "429", "429-n-then-ok", "garbage",
          "malformed", "no-plan", "hang", "huge", "redirect", "down")
 MARKER = re.compile(r"\[mock:([a-z0-9-]+)(?::(\d+))?\]")
+WANT = re.compile(r"\[mock:want:([A-Za-z0-9_-]+)\]")
+DISCOVERY = "more_tools"
 TOOL_SCENARIOS = ("tools-rounds", "tools-none", "tools-invalid-then-fix",
                   "tools-multi", "tools-mixed", "tools-unknown", "tools-never-stop",
                   "tools-never-stop-invalid", "tools-hang-round", "tools-scripted")
@@ -269,9 +275,32 @@ def scripted_calls(opts, rnd, offset):
             for i, c in enumerate(rounds[k])]
 
 
+def want_calls(body, tools, want, rnd):
+    """Calls that insist on tool `want` (see [mock:want:TOOL])."""
+    for m in body.get("messages", []):
+        for c in (m.get("tool_calls") or []) if isinstance(m, dict) else []:
+            if c.get("function", {}).get("name") == want:
+                return None                     # done: stop
+    if want in tools:
+        return [make_call(rnd, 0, want, valid_args(tools[want], "r%d.1" % rnd))]
+    if DISCOVERY in tools:
+        for t in body.get("tools", []):
+            fn = t.get("function", {})
+            if fn.get("name") != DISCOVERY:
+                continue
+            for mod, names in re.findall(r"([a-z][a-zA-Z0-9_-]*) \(([^)]*)\)", fn.get("description", "")):
+                if want in [n.strip() for n in names.split(",")]:
+                    return [make_call(rnd, 0, DISCOVERY,
+                                      {"module": mod, "rationale": "Mock: ich brauche %s." % want})]
+    return None
+
+
 def tools_answer(body, tools, scenario, opts):
     rnd = tool_round(body)
-    if scenario[0] == "tools-scripted":
+    want = WANT.search(user_message(body))
+    if want:
+        calls = want_calls(body, tools, want.group(1), rnd)
+    elif scenario[0] == "tools-scripted":
         calls = scripted_calls(opts, rnd, scenario[1])
     else:
         calls = scenario_calls(tools, scenario, rnd)

@@ -54,6 +54,8 @@ llm_request_clear(LlmRequest *req)
 	req->http_status = 0;
 	req->attempts = 0;
 	req->seconds = 0;
+	req->bytes_sent = 0;
+	req->bytes_received = 0;
 	req->error[0] = '\0';
 	req->error_kind = LLM_ERR_NONE;
 }
@@ -193,8 +195,37 @@ start_attempt(LlmBatch *b, Call *call, double now)
 		return false;
 	}
 	call->req->attempts++;
+	call->req->bytes_sent += strlen(call->body);
 	call->state = CS_RUNNING;
 	b->running++;
+	return true;
+}
+
+/*
+ * Whether the provider's limits let call start now (then its tokens are
+ * debited); when not, b->gate_wait says when to look again.
+ */
+static bool
+limit_admits(LlmBatch *b, Call *call, double now)
+{
+	double		wait = 0;
+
+	if (b->limit == NULL)
+		return true;
+	if (call->tokens <= 0)
+	{
+		const LlmRequest *r = call->req;
+		size_t		bytes = call->body ? strlen(call->body) : r->body ? strlen(r->body) :
+			(r->system ? strlen(r->system) : 0) + (r->user ? strlen(r->user) : 0) + 128;
+
+		call->tokens = (double) bytes / LLM_BYTES_PER_TOKEN + 1;
+	}
+	if (!llm_rl_admit(b->limit, now, b->running, call->tokens, &wait))
+	{
+		b->gate_wait = wait;
+		return false;
+	}
+	llm_rl_sent(b->limit, now, call->tokens);
 	return true;
 }
 
@@ -203,23 +234,34 @@ static void
 start_ready_calls(LlmBatch *b)
 {
 	double		now = llm_monotonic_seconds();
+	bool		blocked = false;
 	int			i;
 
-	for (i = 0; b->waiting > 0 && i < b->ncalls && b->running < b->max_parallel; i++)
+	b->gate_wait = 0;
+	for (i = 0; b->waiting > 0 && i < b->ncalls && b->running < b->max_parallel && !blocked; i++)
 	{
 		Call	   *call = &b->calls[i];
 
 		if (call->state == CS_WAITING && call->retry_at <= now)
-			start_attempt(b, call, now);
+		{
+			if (!limit_admits(b, call, now))
+				blocked = true;
+			else
+				start_attempt(b, call, now);
+		}
 	}
-	while (b->running < b->max_parallel && b->queue_len > 0)
+	while (!blocked && b->running < b->max_parallel && b->queue_len > 0)
 	{
 		Call	   *call = &b->calls[b->queue[b->queue_head]];
 
+		if (!limit_admits(b, call, now))
+			break;
 		b->queue_head = (b->queue_head + 1) % b->ncalls;
 		b->queue_len--;
 		start_attempt(b, call, now);
 	}
+	if (b->limit && b->gate_wait == 0)
+		llm_rl_unblocked(b->limit, now);
 }
 
 static void
@@ -257,8 +299,9 @@ llm_call_retry(LlmBatch *b, Call *call, LlmErrorKind kind, const char *what,
 		delay_ms = BACKOFF_CAP_MS;
 	/* Jitter in [delay/2, delay): calls failing together spread out. */
 	delay_ms = delay_ms / 2 + (next_random(b) % 1000) / 1000.0 * delay_ms / 2;
+	/* Never in lockstep: Retry-After plus up to a quarter of it. */
 	if (retry_after_s > 0)
-		delay_ms = retry_after_s * 1000.0;
+		delay_ms = retry_after_s * 1000.0 * (1.0 + (next_random(b) % 1000) / 4000.0);
 
 	call->req->error_kind = kind;
 	if (call->req->attempts >= b->max_attempts)
@@ -345,6 +388,7 @@ llm_batch_create(const LlmClientConfig *cfg, LlmRequest *reqs, int n,
 	b->max_response_bytes = cfg->max_response_bytes > 0 ? cfg->max_response_bytes : 1024 * 1024;
 	b->max_parallel = cfg->max_parallel > 0 ? cfg->max_parallel : 1;
 	b->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : LLM_DEFAULT_MAX_ATTEMPTS;
+	b->limit = cfg->limit;
 	b->rng = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32) ^ (uintptr_t) b;
 	if (b->rng == 0)
 		b->rng = 88172645463325252ULL;
@@ -388,6 +432,7 @@ llm_batch_submit(LlmBatch *b, int i)
 	if (call->state != CS_IDLE && call->state != CS_DONE)
 		return;
 	llm_request_clear(call->req);
+	call->tokens = 0;
 	enqueue(b, i);
 }
 
@@ -415,10 +460,14 @@ llm_batch_step(LlmBatch *b, int max_wait_ms)
 	if (batch_idle(b))
 		return true;
 
-	/* Wake up in time for the earliest retry. */
+	/* Wake up in time for the earliest retry, or when the limit admits. */
 	now = llm_monotonic_seconds();
+	if (b->gate_wait > 0 && b->gate_wait * 1000.0 + 1 < wait_ms)
+		wait_ms = (int) (b->gate_wait * 1000.0) + 1;
 	for (i = 0; b->waiting > 0 && i < b->ncalls; i++)
-		if (b->calls[i].state == CS_WAITING)
+		/* a retry already due but held by the limit waits for the limit */
+		if (b->calls[i].state == CS_WAITING &&
+			(b->gate_wait == 0 || b->calls[i].retry_at > now))
 		{
 			int			until = (int) ((b->calls[i].retry_at - now) * 1000.0) + 1;
 

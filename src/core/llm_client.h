@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "llm_chat.h"
+#include "llm_ratelimit.h"
 
 #define LLM_ERROR_LEN 160
 #define LLM_DEFAULT_MAX_ATTEMPTS 5
@@ -48,6 +49,8 @@ typedef struct LlmClientConfig
 	int			max_parallel;	/* transfers in flight at once (>= 1) */
 	int			max_attempts;	/* per call; 0 = LLM_DEFAULT_MAX_ATTEMPTS */
 	bool		manual_submit;	/* calls start idle until llm_batch_submit() */
+	LlmRateLimit *limit;		/* NULL: no pacing; else borrowed, may outlive
+								 * the batch (llm_ratelimit.h) */
 } LlmClientConfig;
 
 /* Why a call failed, for metrics and for the model fallback. */
@@ -86,6 +89,8 @@ typedef struct LlmRequest
 	int			http_status;	/* of the last attempt; 0 when none was received */
 	int			attempts;
 	double		seconds;		/* first attempt start to final result */
+	int64_t		bytes_sent;		/* request bodies over all attempts */
+	int64_t		bytes_received; /* answer bodies over all attempts */
 	char		error[LLM_ERROR_LEN];	/* "" on success; never holds the key */
 	LlmErrorKind error_kind;	/* LLM_ERR_NONE on success */
 } LlmRequest;

@@ -9,6 +9,7 @@
  * Must never accept an answer past the cap, never echo a redirect target
  * beyond its scheme, and never put the bearer key into an error text.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,10 +170,50 @@ take_answer(LlmBatch *b, Call *call)
 	}
 }
 
+/* A rate-limit header's value as a number (durations in seconds); -1: none. */
+static double
+limit_header(Call *call, const char *name, bool duration)
+{
+	struct curl_header *h = NULL;
+	char	   *end;
+	double		v;
+
+	if (curl_easy_header(call->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || h == NULL)
+		return -1;
+	if (duration)
+		return llm_rl_parse_duration(h->value);
+	v = strtod(h->value, &end);
+	return end != h->value ? v : -1;
+}
+
+/* What the answer says about the provider's limits (any status). */
+static double
+read_limits(LlmBatch *b, Call *call, double now)
+{
+	double		reset_req = limit_header(call, "x-ratelimit-reset-requests", true);
+	double		reset_tok = limit_header(call, "x-ratelimit-reset-tokens", true);
+
+	llm_rl_announce(b->limit, now,
+					limit_header(call, "x-ratelimit-limit-requests", false),
+					limit_header(call, "x-ratelimit-limit-tokens", false),
+					limit_header(call, "x-ratelimit-remaining-requests", false),
+					limit_header(call, "x-ratelimit-remaining-tokens", false),
+					reset_req, reset_tok);
+	return reset_req > reset_tok ? reset_req : reset_tok;
+}
+
 static void
 handle_http_answer(LlmBatch *b, Call *call, long status)
 {
 	char		reason[LLM_ERROR_LEN];
+	double		reset = -1;
+
+	if (b->limit)
+	{
+		reset = read_limits(b, call, llm_monotonic_seconds());
+		if (status >= 200 && status < 300)
+			llm_rl_success(b->limit);
+	}
 
 	if (status >= 200 && status < 300)
 		take_answer(b, call);
@@ -184,6 +225,11 @@ handle_http_answer(LlmBatch *b, Call *call, long status)
 
 		if (status == 429)
 			curl_easy_getinfo(call->easy, CURLINFO_RETRY_AFTER, &retry_after);
+		/* With a limit, every call waits for its pause; the retry then
+		 * goes through the buckets, one after the other. */
+		if (status == 429 && b->limit)
+			retry_after = (curl_off_t) ceil(llm_rl_rate_limited(b->limit, llm_monotonic_seconds(),
+																(double) retry_after, reset));
 		snprintf(reason, sizeof(reason), "HTTP %ld%s", status,
 				 status == 429 ? " (rate limited)" : "");
 		llm_call_retry(b, call, status == 429 ? LLM_ERR_HTTP_429 : LLM_ERR_HTTP_5XX,
@@ -215,6 +261,7 @@ llm_collect_finished(LlmBatch *b)
 		b->running--;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		call->req->http_status = (int) status;
+		call->req->bytes_received += call->answer_len;
 		if (rc != CURLE_OK)
 			handle_transport_error(b, call, rc);
 		else

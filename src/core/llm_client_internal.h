@@ -33,6 +33,7 @@ typedef struct Call
 	double		started;		/* monotonic seconds of the first attempt */
 	double		deadline;
 	double		retry_at;
+	double		tokens;			/* estimated, for the limit; 0: not yet */
 } Call;
 
 struct LlmBatch
@@ -55,6 +56,8 @@ struct LlmBatch
 	int			running;
 	int			waiting;
 	uint64_t	rng;
+	LlmRateLimit *limit;		/* borrowed; NULL: no pacing */
+	double		gate_wait;		/* s until the limit may admit; 0: none */
 };
 
 /* llm_client.c */

@@ -26,10 +26,14 @@
 #include "tool_calls.h"
 #include "tool_json.h"
 #include "tool_messages.h"
+#include "tool_offer.h"
 
 struct PlanMissionState
 {
-	json_object *offered;		/* borrowed from the loop's cache */
+	json_object *offered;		/* borrowed from the loop's cache, or owned
+								 * (own_offered) once more_tools added to it */
+	bool		own_offered;
+	char	   *own_text;		/* owned offered's text */
 	json_object *messages;		/* tools: the conversation so far */
 	int			model;			/* index into the chain */
 	double		started;		/* 0: no call sent yet */
@@ -177,7 +181,8 @@ round_body(PlanLoop *loop, int i)
 							   reminder, NULL, NULL);
 	else
 		body = plan_round_body(model, loop->cfg.client.temperature, st->messages,
-							   reminder, st->offered, m->tools);
+							   reminder, st->offered,
+							   st->own_text ? st->own_text : m->tools);
 	return body;
 }
 
@@ -245,6 +250,12 @@ admit(PlanLoop *loop)
 	}
 }
 
+int
+plan_loop_in_flight(const PlanLoop *loop)
+{
+	return loop ? loop->in_flight : 0;
+}
+
 static void
 make_ready(PlanLoop *loop, int i)
 {
@@ -287,6 +298,16 @@ judge_tools_answer(PlanLoop *loop, int i, const char *model)
 	m->rounds++;
 	add_tokens(m, res.total_tokens);
 	st->last_round = res.total_tokens;
+	if (m->tools_reserve &&
+		tool_offer_take_discovery(&res, m->tools_reserve, &st->offered, &st->own_offered,
+								  &st->own_text) < 0)
+	{
+		snprintf(m->reason, sizeof(m->reason), "out-of-memory");
+		snprintf(m->error, sizeof(m->error), "out of memory adding tools in round %d", m->rounds);
+		tool_response_free(&res);
+		end_mission(loop, i, PLAN_END_LLM_ERROR);
+		return;
+	}
 	plan_round_take_calls(&loop->cfg, m, st->offered, &res);
 	if (res.finish != TOOL_FINISH_CALLS)
 	{
@@ -378,6 +399,10 @@ collect(PlanLoop *loop)
 		m->http_status = req->http_status;
 		if (req->attempts > 0 && loop->cfg.hooks.request)
 			loop->cfg.hooks.request(loop->cfg.hooks.arg, req->seconds);
+		if (req->attempts > 0 && loop->cfg.hooks.tokens)
+			loop->cfg.hooks.tokens(loop->cfg.hooks.arg, model,
+								   req->bytes_sent / LLM_BYTES_PER_TOKEN,
+								   req->bytes_received / LLM_BYTES_PER_TOKEN);
 		if (!req->ok)
 			judge_failure(loop, i, model);
 		else
@@ -462,6 +487,12 @@ end_mission(PlanLoop *loop, int i, PlanEnd end)
 	st->messages = NULL;
 	json_object_put(st->reminder);
 	st->reminder = NULL;
+	if (st->own_offered)
+		json_object_put(st->offered);
+	st->offered = NULL;
+	st->own_offered = false;
+	free(st->own_text);
+	st->own_text = NULL;
 }
 
 bool

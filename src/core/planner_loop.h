@@ -68,6 +68,8 @@ typedef struct PlanHooks
 	void		(*request) (void *arg, double seconds);
 	/* the breaker opened for model after `failures` failed calls in a row */
 	void		(*breaker_open) (void *arg, const char *model, int failures);
+	/* every finished call: its estimated tokens (bytes / 4) both ways */
+	void		(*tokens) (void *arg, const char *model, int64_t sent, int64_t received);
 } PlanHooks;
 
 /*
@@ -118,6 +120,8 @@ typedef struct PlanMission
 	const char *tools;			/* tools: the offered functions, a JSON array
 								 * (tool_schema.h entries); identical text is
 								 * parsed once per loop */
+	const char *tools_reserve;	/* tools: NULL, or {module: [entries]} that a
+								 * call of more_tools adds (tool_offer.h) */
 	int64_t    *budget;			/* tokens the agent may still spend, shared by
 								 * its missions; NULL: no limit */
 	int64_t		budget_total;	/* the agent's maxTokensPerDay (0: none), for
@@ -160,6 +164,9 @@ extern PlanLoop *plan_loop_create(const PlanLoopConfig *cfg,
  * and queue next rounds.  True when every mission has ended.
  */
 extern bool plan_loop_step(PlanLoop *loop, int max_wait_ms);
+
+/* Calls in flight now (for the in-flight gauge). */
+extern int	plan_loop_in_flight(const PlanLoop *loop);
 
 /* Abort what is in flight (those missions end ABORTED) and free the loop. */
 extern void plan_loop_free(PlanLoop *loop);

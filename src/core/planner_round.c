@@ -15,6 +15,7 @@
 
 #include "injection.h"
 #include "planner_round.h"
+#include "tool_offer.h"
 #include "tool_json.h"
 #include "tool_messages.h"
 
@@ -81,6 +82,8 @@ plan_round_take_calls(const PlanLoopConfig *cfg, PlanMission *m, json_object *of
 	{
 		ToolCall   *c = &res->calls[k];
 
+		if (!c->ok && strcmp(c->code, TOOL_OFFER_CODE) == 0)
+			continue;			/* more_tools: answered, neither step nor error */
 		if (c->ok && m->n_steps >= cfg->max_steps)
 		{
 			char		why[160];

@@ -100,14 +100,16 @@ tool_request_body(const char *model, double temperature,
 	json_object_object_add(root, "model", json_object_new_string(model ? model : ""));
 	json_object_object_add(root, "temperature",
 						   json_object_new_double_s(temperature, temp));
-	json_object_object_add(root, "messages",
-						   messages ? json_object_get(messages) : json_object_new_array());
+	/* The functions before the conversation: the same leading bytes for
+	 * every mission offered the same ones (a prompt cache's prefix). */
 	if (json_object_is_type(tools, json_type_array) &&
 		json_object_array_length(tools) > 0)
 	{
 		json_object_object_add(root, "tools", json_object_get(tools));
 		json_object_object_add(root, "tool_choice", json_object_new_string("auto"));
 	}
+	json_object_object_add(root, "messages",
+						   messages ? json_object_get(messages) : json_object_new_array());
 	text = tool_json_text(root);
 	json_object_put(root);
 	return text;
@@ -124,21 +126,30 @@ tool_request_body_text(const char *model, double temperature,
 					   const char *tools_text)
 {
 	char	   *head = tool_request_body(model, temperature, messages, NULL);
+	const char *conv;
 	size_t		hlen,
-				tlen;
+				tlen,
+				pos;
 	char	   *out;
 
 	if (head == NULL || tools_text == NULL ||
 		!json_object_is_type(tools, json_type_array) || json_object_array_length(tools) == 0)
 		return head;
+	/* the first unescaped ,"messages": (a model name's quotes are escaped) */
+	conv = strstr(head, ",\"messages\":");
+	if (conv == NULL)
+	{
+		free(head);
+		return tool_request_body(model, temperature, messages, tools);
+	}
+	pos = conv - head;
 	hlen = strlen(head);
 	tlen = strlen(tools_text);
-	out = malloc(hlen + tlen + sizeof(",\"tools\":,\"tool_choice\":\"auto\"}"));
+	out = malloc(hlen + tlen + sizeof(",\"tools\":,\"tool_choice\":\"auto\""));
 	if (out != NULL)
 	{
-		/* head is a compact object: drop its closing brace, append the rest */
-		memcpy(out, head, hlen - 1);
-		sprintf(out + hlen - 1, ",\"tools\":%s,\"tool_choice\":\"auto\"}", tools_text);
+		memcpy(out, head, pos);
+		sprintf(out + pos, ",\"tools\":%s,\"tool_choice\":\"auto\"%s", tools_text, head + pos);
 	}
 	free(head);
 	return out;

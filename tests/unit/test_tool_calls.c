@@ -477,14 +477,15 @@ test_messages(void)
 	   "a round appends assistant + one tool message per call");
 	ok(!tool_messages_append_round(NULL, &res), "append refuses a non-array");
 	body = tool_request_body("gpt-4o-mini", 0.3, msgs, offered);
-	ok(body && strncmp(body, "{\"model\":\"gpt-4o-mini\",\"temperature\":0.3,\"messages\":"
-					   "[{\"role\":\"system\",\"content\":\"Du bist ein Planer.\"},", 95) == 0,
-	   "request body: model, temperature as the json client writes it, messages");
-	ok(body && strstr(body, "],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
-					  "\"create_task\"") != NULL, "request body: tools");
-	ok(body && strlen(body) > 22 && strcmp(body + strlen(body) - 22,
-										   ",\"tool_choice\":\"auto\"}") == 0,
-	   "request body: tool_choice auto");
+	ok(body && strncmp(body, "{\"model\":\"gpt-4o-mini\",\"temperature\":0.3,\"tools\":"
+					   "[{\"type\":\"function\",\"function\":{\"name\":\"create_task\"", 95) == 0,
+	   "request body: model, temperature as the json client writes it, then the tools "
+	   "(the leading bytes missions offered the same functions share)");
+	ok(body && strstr(body, "],\"tool_choice\":\"auto\",\"messages\":"
+					  "[{\"role\":\"system\",\"content\":\"Du bist ein Planer.\"},") != NULL,
+	   "request body: tool_choice auto, then the messages");
+	ok(body && strlen(body) > 2 && strcmp(body + strlen(body) - 2, "]}") == 0,
+	   "request body: the messages last");
 	free(body);
 	{
 		json_object *none = json_object_new_array();

@@ -153,7 +153,7 @@ metric() { q mana_sync -c "SELECT value FROM mana_ai.metrics WHERE name = '$1' A
 [ "$(metric mana_ai_plans_written_back_total)" = 2 ] || fail "plans written back: $(metric mana_ai_plans_written_back_total)"
 [ "$(metric mana_ai_planner_request_duration_seconds_count)" = 12 ] \
     || fail "planner calls observed: $(metric mana_ai_planner_request_duration_seconds_count), wanted 1+3+3+3+2"
-q mana_sync -c "SELECT mana_ai.metrics_prometheus()" | grep -qx 'mana_ai_mission_errors_total 10' || fail "prometheus mission errors"
+q mana_sync -c "SELECT mana_ai.metrics_prometheus()" | grep -x 'mana_ai_mission_errors_total 10' >/dev/null || fail "prometheus mission errors"
 echo "metrics: 10 mission errors, 3 parse failures, 2 plans, 12 planner calls"
 
 assert_no_key
