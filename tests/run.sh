@@ -15,8 +15,18 @@
 #   7. each tests/scale/*.sh in its own cluster without preload; a scale
 #      test starts the further clusters it needs itself (and stops them)
 #
-# Prints the output of whatever failed, then one line "N passed, M failed";
-# exits non-zero on any failure.  ONLY=pattern runs the matching tests.
+#   8. the matrix (tests/lib/matrix.sh): PostgreSQL 17 (Debian trixie) and
+#      18 (sid) in cached debootstrap chroots, prepared in the background
+#      while steps 1 to 7 run; each builds with -Werror, stage-installs and
+#      runs pg_regress, pgTAP, the unit tests, the worker end-to-end in
+#      both protocols, kill -9, the upgrade and dump/restore there
+#      (MANA_MATRIX=full: the whole suite, as make test-matrix does;
+#      MANA_MATRIX=0 or ONLY=...: no matrix)
+#
+# Prints the output of whatever failed, a line per PostgreSQL major
+# ("15: N passed, M failed"), then one line "N passed, M failed" over all;
+# exits non-zero on any failure.  ONLY=pattern runs the matching tests
+# (ONLY='a|b' those matching a or b).
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
@@ -34,13 +44,30 @@ flunk() {
         echo "  ----- $2 (last 80 lines)"; tail -n 80 "$2" | sed 's/^/  | /'; echo "  -----"
     fi
 }
-wanted() { [ -z "$only" ] || [[ "$1" == *$only* ]]; }
+# ONLY=a|b|c: the tests whose names contain any of the patterns.
+wanted() {
+    local p
+    [ -z "$only" ] && return 0
+    IFS='|' read -ra pats <<< "$only"
+    for p in "${pats[@]}"; do [[ "$1" == *$p* ]] && return 0; done
+    return 1
+}
 summary() {
     echo
     [ $failed -gt 0 ] && printf 'failed: %s\n' "${failed_names[*]}"
     echo "$passed passed, $failed failed"
     [ $failed -eq 0 ]
 }
+
+# The matrix runs after the host suite, from the chroots prepared beside it.
+matrix=${MANA_MATRIX:-subset}
+[ -n "$only" ] && [ "$matrix" = subset ] && matrix=0
+[ "$(id -u)" = 0 ] || matrix=0
+if [ "$matrix" != 0 ]; then
+    echo "== matrix chroots (PostgreSQL 17 and 18) prepared in the background: $logs/matrix-prepare.log"
+    bash tests/lib/matrix.sh prepare > "$logs/matrix-prepare.log" 2>&1 &
+    matrix_prep_pid=$!
+fi
 
 echo "== dependencies"
 if ! bash tests/deps.sh > "$logs/deps.log" 2>&1; then
@@ -160,4 +187,31 @@ run_shell_tests tests/worker "--preload"
 echo "== scale tests (a cluster each, plus the clusters the test starts)"
 run_shell_tests tests/scale ""
 
+host_major=$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+if [ "$matrix" = 0 ]; then
+    summary; exit
+fi
+echo "$host_major: $passed passed, $failed failed" > "$logs/matrix.lines"
+echo "== matrix: waiting for the chroots"
+if ! wait "$matrix_prep_pid"; then
+    flunk matrix-prepare "$logs/matrix-prepare.log"
+else
+    for major in 17 18; do
+        echo "== matrix: PostgreSQL $major"
+        bash tests/lib/matrix.sh run "$major" "$matrix" > "$logs/matrix-$major.log" 2>&1
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/matrix-$major.log" | tail -1)
+        if [ -z "$line" ]; then
+            flunk "matrix-$major" "$logs/matrix-$major.log"
+            continue
+        fi
+        p=${line%% passed*}; f=${line#*, }; f=${f%% failed}
+        passed=$((passed + p)); failed=$((failed + f))
+        while read -r n; do
+            failed_names+=("$major:$n"); echo "  FAIL  $major: $n"
+        done < <(sed -n 's/^  FAIL  //p' "$logs/matrix-$major.log")
+        echo "$major: $p passed, $f failed" | tee -a "$logs/matrix.lines"
+    done
+fi
+echo
+cat "$logs/matrix.lines"
 summary
