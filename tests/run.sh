@@ -82,7 +82,7 @@ else
 fi
 
 echo "== unit tests (src/core, no server)"
-if make -s -C tests/unit all > "$logs/unit-build.log" 2>&1; then
+if make -s -j2 -C tests/unit all > "$logs/unit-build.log" 2>&1; then
     for bin in tests/unit/build/test_*; do
         [ -x "$bin" ] || continue
         name=unit/$(basename "$bin")
