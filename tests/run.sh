@@ -21,7 +21,7 @@
 #      runs pg_regress, pgTAP, the unit tests, the worker end-to-end in
 #      both protocols, kill -9, the upgrade and dump/restore there
 #      (MANA_MATRIX=full: the whole suite, as make test-matrix does;
-#      MANA_MATRIX=0 or ONLY=...: no matrix)
+#      MANA_MATRIX=0, or ONLY=... without MANA_MATRIX: no matrix)
 #
 # Prints the output of whatever failed, a line per PostgreSQL major
 # ("15: N passed, M failed"), then one line "N passed, M failed" over all;
@@ -60,8 +60,8 @@ summary() {
 }
 
 # The matrix runs after the host suite, from the chroots prepared beside it.
-matrix=${MANA_MATRIX:-subset}
-[ -n "$only" ] && [ "$matrix" = subset ] && matrix=0
+matrix=${MANA_MATRIX:-}
+[ -z "$matrix" ] && { [ -n "$only" ] && matrix=0 || matrix=subset; }
 [ "$(id -u)" = 0 ] || matrix=0
 if [ "$matrix" != 0 ]; then
     echo "== matrix chroots (PostgreSQL 17 and 18) prepared in the background: $logs/matrix-prepare.log"
