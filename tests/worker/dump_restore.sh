@@ -74,7 +74,7 @@ echo "ok - tools and audit came back, snapshots and tick state did not"
 # --- the worker moves to the restored database --------------------------------
 # The original stays, paused, so a plan written there could not count here.
 q postgres -c "ALTER SYSTEM SET mana_ai.database = 'mana_restored'" -c "ALTER SYSTEM SET mana_ai.enabled = on" >/dev/null
-timeout 60 pg_ctlcluster -m fast 15 regress stop || fail "the cluster did not stop"
+timeout 60 pg_ctlcluster -m fast "$MANA_PG_MAJOR" regress stop || fail "the cluster did not stop"
 deadline=$((SECONDS + 30))
 while pg_ctlcluster "$MANA_PG_MAJOR" regress status >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || fail "the cluster is still running 30 s after stop"
