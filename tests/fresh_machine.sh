@@ -20,6 +20,7 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 command -v debootstrap >/dev/null || { echo "fresh_machine.sh: apt-get install debootstrap" >&2; exit 1; }
 mirror=${MANA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 root=$(mktemp -d /var/tmp/mana_ai-fresh.XXXXXX)
+chmod 755 "$root"       # the chroot's /, which every user must traverse
 mounted=()
 cleanup() {
     local i
