@@ -34,7 +34,7 @@ clang_major() {
 }
 
 pkgs=(make gcc clang pkg-config python3 perl git zip unzip openssl procps
-      ca-certificates curl jq util-linux
+      ca-certificates curl jq util-linux debootstrap
       postgresql-$pg postgresql-common postgresql-server-dev-$pg
       postgresql-$pg-pgtap libtap-parser-sourcehandler-pgtap-perl
       postgresql-$pg-plproxy

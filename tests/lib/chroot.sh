@@ -8,6 +8,7 @@
 #                                  uncommitted changes) to /build/mana_ai
 #                                  in the chroot and run CMD there as root
 #
+# debootstrap comes with tests/deps.sh.
 # Cache: $MANA_CHROOT_CACHE (default /var/cache/mana_ai/chroots)/SUITE,
 # created on first use, reused after; delete a directory to start over.
 # /proc, /dev and /dev/shm are mounted for the command and unmounted when
