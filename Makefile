@@ -1,7 +1,9 @@
 # mana_ai: PGXS build of the in-database mission runner.
 #
 #   make && make install     build and install the extension
-#   make test                every test, in throwaway clusters (see tests/run.sh)
+#   make test                every test, in throwaway clusters, then the matrix
+#                            subset on PostgreSQL 17 and 18 (see tests/run.sh)
+#   make test-matrix         every test on every supported major (15, 17, 18)
 #   make demo                the whole loop against a bundled mock LLM
 #   make installcheck        pg_regress against an already running server
 #   make dist                the PGXN zip of HEAD (git archive), mana_ai-VERSION.zip
@@ -43,12 +45,14 @@ SHLIB_LINK  = -lcurl -lcrypto -ljson-c
 
 EXTRA_CLEAN = tests/unit/build tests/fuzz/build results regression.diffs regression.out
 
+# No LLVM bitcode: nothing here benefits from JIT inlining.  Set before
+# PGXS is included: Makefile.global reads with_llvm there, and later the
+# bitcode rules already exist (every compile error came twice).
+override with_llvm = no
+
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
-
-# No LLVM bitcode: nothing here benefits from JIT inlining.
-override with_llvm = no
 
 # PGXS tracks no header dependencies unless the server was configured
 # with --enable-depend: rebuild every object when any header changes, so
@@ -60,13 +64,16 @@ $(MANA_INSTALL_SQL): $(INSTALL_PARTS) mana_ai.control
 	    '\echo Use "CREATE EXTENSION mana_ai" to load this file. \quit'; \
 	  for f in $(INSTALL_PARTS); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@
 
-.PHONY: test demo deps unit dist
+.PHONY: test test-matrix demo deps unit dist
 
 deps:
 	bash tests/deps.sh
 
 test:
 	bash tests/run.sh
+
+test-matrix:
+	MANA_MATRIX=full bash tests/run.sh
 
 demo:
 	bash tests/demo.sh

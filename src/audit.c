@@ -45,7 +45,7 @@ audit_insert(const char *user_id, const char *mission_id, const char *iteration_
 {
 	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[7];
-	char		nulls[7] = "       ";
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	const char *args[7] = {user_id, mission_id, iteration_id, table_name, record_id, status, reason};
 	int			nest;
 	int64		id;

@@ -26,6 +26,7 @@
 #include "jsonb_members.h"
 #include "metrics.h"
 #include "mission_grant.h"
+#include "pg_compat.h"
 #include "replay.h"
 #include "snapshot_load.h"
 
@@ -109,7 +110,7 @@ plaintext_to_jsonb(char *plain, size_t len, const char **reason)
 	*reason = REASON_NOT_JSON;
 	if (strlen(plain) != len || !pg_verifymbstr(plain, (int) len, true))
 		return NULL;
-	lex = makeJsonLexContextCstringLen(plain, (int) len, GetDatabaseEncoding(), true);
+	lex = mana_make_json_lex(plain, (int) len, GetDatabaseEncoding(), true);
 	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 		return NULL;
 	result = jsonb_or_null(plain);

@@ -13,6 +13,7 @@
 #include "utils/jsonb.h"
 
 #include "llm.h"
+#include "pg_compat.h"
 
 typedef enum TickMode
 {
@@ -112,7 +113,7 @@ extern bool tick_run_sub(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **e
 extern void tick_batch_open(Tick *t);
 extern void tick_batch_settled(Tick *t, Job *job);
 extern void tick_batch_close(Tick *t);
-extern void tick_fail_worker_run(Tick *t) pg_attribute_noreturn();
+pg_noreturn extern void tick_fail_worker_run(Tick *t);
 extern void tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
 					  int expected, const char *what);
 

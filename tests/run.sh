@@ -17,9 +17,18 @@
 #   8. steps 4-7 run in the current sync format (SPEC 11.1); pg_regress,
 #      pgTAP, tick_e2e, tools_e2e, kill9, dump_restore and upgrade run
 #      again in the seed format (FORMAT=seed, SPEC 1.1) as seed/...
+#   9. the matrix (tests/lib/matrix.sh): PostgreSQL 17 (Debian trixie) and
+#      18 (sid) in cached debootstrap chroots, prepared in the background
+#      while steps 1 to 8 run; each builds with -Werror, stage-installs and
+#      runs pg_regress, pgTAP, the unit tests, the worker end-to-end in
+#      both protocols, kill -9, the upgrade and dump/restore there
+#      (MANA_MATRIX=full: the whole suite, as make test-matrix does;
+#      MANA_MATRIX=0, or ONLY=... without MANA_MATRIX: no matrix)
 #
-# Prints the output of whatever failed, then one line "N passed, M failed";
-# exits non-zero on any failure.  ONLY=pattern runs the matching tests.
+# Prints the output of whatever failed, a line per PostgreSQL major
+# ("15: N passed, M failed"), then one line "N passed, M failed" over all;
+# exits non-zero on any failure.  ONLY=pattern runs the matching tests
+# (ONLY='a|b' those matching a or b).
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
@@ -37,13 +46,30 @@ flunk() {
         echo "  ----- $2 (last 80 lines)"; tail -n 80 "$2" | sed 's/^/  | /'; echo "  -----"
     fi
 }
-wanted() { [ -z "$only" ] || [[ "$1" == *$only* ]]; }
+# ONLY=a|b|c: the tests whose names contain any of the patterns.
+wanted() {
+    local p
+    [ -z "$only" ] && return 0
+    IFS='|' read -ra pats <<< "$only"
+    for p in "${pats[@]}"; do [[ "$1" == *$p* ]] && return 0; done
+    return 1
+}
 summary() {
     echo
     [ $failed -gt 0 ] && printf 'failed: %s\n' "${failed_names[*]}"
     echo "$passed passed, $failed failed"
     [ $failed -eq 0 ]
 }
+
+# The matrix runs after the host suite, from the chroots prepared beside it.
+matrix=${MANA_MATRIX:-}
+[ -z "$matrix" ] && { [ -n "$only" ] && matrix=0 || matrix=subset; }
+[ "$(id -u)" = 0 ] || matrix=0
+if [ "$matrix" != 0 ]; then
+    echo "== matrix chroots (PostgreSQL 17 and 18) prepared in the background: $logs/matrix-prepare.log"
+    bash tests/lib/matrix.sh prepare > "$logs/matrix-prepare.log" 2>&1 &
+    matrix_prep_pid=$!
+fi
 
 echo "== dependencies"
 if ! bash tests/deps.sh > "$logs/deps.log" 2>&1; then
@@ -58,7 +84,7 @@ else
 fi
 
 echo "== unit tests (src/core, no server)"
-if make -s -C tests/unit all > "$logs/unit-build.log" 2>&1; then
+if make -s -j2 -C tests/unit all > "$logs/unit-build.log" 2>&1; then
     for bin in tests/unit/build/test_*; do
         [ -x "$bin" ] || continue
         name=unit/$(basename "$bin")
@@ -193,4 +219,31 @@ for t in tests/worker/tick_e2e.sh tests/worker/tools_e2e.sh tests/worker/kill9.s
     fi
 done
 
+host_major=$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+if [ "$matrix" = 0 ]; then
+    summary; exit
+fi
+echo "$host_major: $passed passed, $failed failed" > "$logs/matrix.lines"
+echo "== matrix: waiting for the chroots"
+if ! wait "$matrix_prep_pid"; then
+    flunk matrix-prepare "$logs/matrix-prepare.log"
+else
+    for major in 17 18; do
+        echo "== matrix: PostgreSQL $major"
+        bash tests/lib/matrix.sh run "$major" "$matrix" > "$logs/matrix-$major.log" 2>&1
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/matrix-$major.log" | tail -1)
+        if [ -z "$line" ]; then
+            flunk "matrix-$major" "$logs/matrix-$major.log"
+            continue
+        fi
+        p=${line%% passed*}; f=${line#*, }; f=${f%% failed}
+        passed=$((passed + p)); failed=$((failed + f))
+        while read -r n; do
+            failed_names+=("$major:$n"); echo "  FAIL  $major: $n"
+        done < <(sed -n 's/^  FAIL  //p' "$logs/matrix-$major.log")
+        echo "$major: $p passed, $f failed" | tee -a "$logs/matrix.lines"
+    done
+fi
+echo
+cat "$logs/matrix.lines"
 summary

@@ -141,10 +141,14 @@ tokenize(const char *text, size_t len, PlanParseResult *out)
 		fail(out, "out-of-memory", -1, NULL);
 		return NULL;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	obj = json_tokener_parse_ex(tok, text, (int) len);
-	err = json_tokener_get_error(tok);
-	used = json_tokener_get_parse_end(tok);
+	json_tokener_set_flags(tok, json_strict_flags());
+	obj = NULL;
+	used = 0;
+	if ((err = json_strict_check(text, len, PLAN_PARSE_MAX_DEPTH, &used)) == json_tokener_success)
+	{
+		obj = json_tokener_parse_ex(tok, text, (int) len);
+		err = json_tokener_get_error(tok);
+	}
 	json_tokener_free(tok);
 
 	if (err == json_tokener_error_depth)

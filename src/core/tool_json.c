@@ -80,16 +80,18 @@ tool_json_parse(const char *text, size_t len, const char **code)
 			*code = "nul-character";
 		return NULL;
 	}
+	if ((err = json_strict_check(text, len, TOOL_JSON_MAX_DEPTH, &end)) != json_tokener_success)
+	{
+		if (code)
+			*code = tokener_code(err);
+		return NULL;
+	}
 	if ((tok = json_tokener_new_ex(TOOL_JSON_MAX_DEPTH)) == NULL)
 		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(tok, json_strict_flags());
 	obj = json_tokener_parse_ex(tok, text, (int) len);
-	end = json_tokener_get_parse_end(tok);
 	if (obj == NULL && json_tokener_get_error(tok) == json_tokener_continue)
-	{
 		obj = json_tokener_parse_ex(tok, "", 1);	/* ends a bare number */
-		end = len;
-	}
 	err = json_tokener_get_error(tok);
 	json_tokener_free(tok);
 	if (obj != NULL && err == json_tokener_success && end <= len &&

@@ -116,7 +116,7 @@ VALUES ('ai', 'aiMissions', 'm1', 'alice', 'update', '{"objective": "applied whi
 COMMIT;
 SQL
 # The apply worker has inserted the first row and waits on the second.
-until_sub "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'logical replication worker' AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND backend_xid IS NOT NULL" 1 \
+until_sub "SELECT count(*) FROM pg_stat_activity WHERE backend_type IN ('logical replication worker', 'logical replication apply worker') AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND backend_xid IS NOT NULL" 1 \
     || fail "the apply worker never waited mid-transaction"
 held_at=$(sub -c "SELECT clock_timestamp()")
 [ "$(applied)" = 0 ] || fail "a refresh applied a row of an open transaction"

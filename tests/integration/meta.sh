@@ -42,6 +42,13 @@ lic = meta.get("license")
 names = [lic] if isinstance(lic, str) else list(lic) if isinstance(lic, (list, dict)) else []
 if not names or any(isinstance(lic, (str, list)) and n not in licenses for n in names):
     problems.append("license %r is not a spec value" % lic)
+if lic == "postgresql":
+    try:
+        text = open("LICENSE").read()
+    except OSError:
+        text = ""
+    if "Permission to use, copy, modify, and distribute this software" not in text or "mana_ai" not in text:
+        problems.append("license postgresql without the PostgreSQL License text in LICENSE")
 prov = meta.get("provides", {}).get("mana_ai")
 if not prov:
     problems.append("provides has no mana_ai")
@@ -86,7 +93,7 @@ make -s dist DISTFILE="$tmp/dist.zip" >/dev/null || fail "make dist"
 unzip -Z1 "$tmp/dist.zip" > "$tmp/list"
 top="mana_ai-$version/"
 ! grep -v "^$top" "$tmp/list" || fail "an entry outside $top"
-for f in META.json mana_ai.control Makefile README.md sql/install/00_schema.sql sql/mana_ai--0.1.0.sql; do
+for f in META.json LICENSE mana_ai.control Makefile README.md sql/install/00_schema.sql sql/mana_ai--0.1.0.sql; do
     grep -qxF "$top$f" "$tmp/list" || fail "the zip lacks $f"
 done
 ! grep -E '\.(o|so|bc|zip)$|/tests/\.out/|mana_ai--'"$version"'\.sql$' "$tmp/list" || fail "build output in the zip"

@@ -7,7 +7,14 @@ logs=$1
 res=$logs/sql_suites.results
 : > "$res"
 only=${ONLY:-}
-wanted() { [ -z "$only" ] || [[ "$1" == *$only* ]]; }
+# ONLY=a|b|c: the tests whose names contain any of the patterns.
+wanted() {
+    local p
+    [ -z "$only" ] && return 0
+    IFS='|' read -ra pats <<< "$only"
+    for p in "${pats[@]}"; do [[ "$1" == *$p* ]] && return 0; done
+    return 1
+}
 
 # pg_regress: one result per test file.
 make -s installcheck > "$logs/installcheck.log" 2>&1

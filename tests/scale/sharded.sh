@@ -55,8 +55,7 @@ port = $port
 unix_socket_directories = '$dir'
 cluster_name = 'mana-shard-$n'
 shared_preload_libraries = 'mana_ai'
-extension_destdir = '$MANA_STAGE'
-dynamic_library_path = '$MANA_STAGE$libdir:\$libdir'
+$MANA_EXT_CONF
 max_worker_processes = 16
 fsync = off
 log_line_prefix = '%m [%p] %q%u@%d '

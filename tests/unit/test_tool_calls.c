@@ -250,8 +250,10 @@ test_argument_rejections(void)
 		   "an escaped backslash before u0000 is no NUL");
 	str_is(one("{\"title\":\"x\",\"n\":1e400,\"rationale\":\"r\"}"), "number-out-of-range",
 		   "1e400");
+	/* json-c up to 0.18 saturates it (caught after the parse), 0.19 refuses it */
 	str_is(one("{\"title\":\"x\",\"n\":123456789012345678901234567890,\"rationale\":\"r\"}"),
-		   "number-out-of-range", "a 30-digit integer");
+		   json_c_version_num() >= 0x001300 ? "arguments-not-json" : "number-out-of-range",
+		   "a 30-digit integer");
 	str_is(one("{\"title\":\"\xff\",\"rationale\":\"r\"}"), "invalid-utf8", "bad UTF-8 inside "
 		   "the arguments is refused with the answer");
 	big = malloc(TOOL_CALLS_MAX_ARGS + 64);

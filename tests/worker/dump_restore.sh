@@ -102,13 +102,13 @@ echo "ok - tools, audit, token ledger and retry state came back, snapshots and t
 # --- the worker moves to the restored database --------------------------------
 # The original stays, paused, so a plan written there could not count here.
 q postgres -c "ALTER SYSTEM SET mana_ai.database = 'mana_restored'" -c "ALTER SYSTEM SET mana_ai.enabled = on" >/dev/null
-timeout 60 pg_ctlcluster -m fast 15 regress stop || fail "the cluster did not stop"
+timeout 60 pg_ctlcluster -m fast "$MANA_PG_MAJOR" regress stop || fail "the cluster did not stop"
 deadline=$((SECONDS + 30))
-while pg_ctlcluster 15 regress status >/dev/null 2>&1; do
+while pg_ctlcluster "$MANA_PG_MAJOR" regress status >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || fail "the cluster is still running 30 s after stop"
     sleep 0.2
 done
-timeout 60 pg_ctlcluster 15 regress start || fail "the cluster did not start again"
+timeout 60 pg_ctlcluster "$MANA_PG_MAJOR" regress start || fail "the cluster did not start again"
 poll_until 30 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mana_ai worker' AND datname = 'mana_restored'" 1 \
     || fail "no worker in mana_restored after the restart"
 poll_until 30 mana_restored "SELECT count(*) >= 1 FROM mana_ai.tick_runs WHERE status = 'ok'" t || fail "no tick finished in mana_restored"

@@ -93,13 +93,16 @@ done
 
 # --- the exporter, on a free loopback port ------------------------------------
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# The bgwriter collector's switch, where this exporter version has one (newer ones refuse it).
+bgwriter_off=""
+prometheus-postgres-exporter --help 2>&1 | grep -q -- '--\[no-\]collector.bgwriter' && bgwriter_off=--no-collector.bgwriter
 # lib/pq refuses some libpq variables pg_virtualenv sets (PGSYSCONFDIR): start from a clean environment.
 env -i PATH="$PATH" \
     DATA_SOURCE_NAME="host=127.0.0.1 port=$PGPORT user=mana_exporter password=exporter-test dbname=mana_sync sslmode=disable" \
     PG_EXPORTER_EXTEND_QUERY_PATH="$PWD/docs/monitoring/queries.yaml" \
     timeout 120 prometheus-postgres-exporter --web.listen-address="127.0.0.1:$port" \
         --disable-default-metrics --disable-settings-metrics \
-        --no-collector.database --no-collector.bgwriter > "$tmp/exporter.log" 2>&1 &
+        --no-collector.database $bgwriter_off > "$tmp/exporter.log" 2>&1 &
 exporter_pid=$!
 deadline=$((SECONDS + 15))
 until curl -sf --max-time 5 "http://127.0.0.1:$port/metrics" > "$tmp/scrape.txt"; do

@@ -65,9 +65,10 @@ poll_until 60 mana_sync "SELECT count(*) FROM mana_ai.mission_attempts WHERE mis
     || fail "the missions did not back off while the LLM was down: $(q mana_sync -c "SELECT * FROM mana_ai.mission_attempts")"
 [ "$(q mana_sync -c "SELECT count(*) FROM mana_ai.tick_runs WHERE id > $before AND status <> 'ok' AND finished_at IS NOT NULL")" = 0 ] \
     || fail "a tick did not finish ok while the LLM was down"
-down_errors="SELECT count(*) FROM mana_ai.tick_runs WHERE id > $before AND status = 'ok' AND errors @> jsonb_build_array(
-                 'mission m-a: calling-llm: transport error: Couldn''t connect to server',
-                 'mission m-b: calling-llm: transport error: Couldn''t connect to server')"
+# libcurl's own words: "Couldn't connect to server", "Could not ..." since curl 8.
+down_errors="SELECT count(*) FROM mana_ai.tick_runs WHERE id > $before AND status = 'ok'
+                 AND EXISTS (SELECT FROM jsonb_array_elements_text(errors) e WHERE e ~ '^mission m-a: calling-llm: transport error: Could(n''t| not) connect to server$')
+                 AND EXISTS (SELECT FROM jsonb_array_elements_text(errors) e WHERE e ~ '^mission m-b: calling-llm: transport error: Could(n''t| not) connect to server$')"
 [ "$(q mana_sync -c "$down_errors")" -ge 2 ] \
     || fail "tick errors while down: $(q mana_sync -c "SELECT errors FROM mana_ai.tick_runs WHERE id > $before AND errors <> '[]' LIMIT 2")"
 [ "$(q mana_sync -c "SELECT bool_and(next_attempt_at - updated_at = interval '1 s' * 2 ^ (attempts - 1)) FROM public.attempt_log WHERE mission_id IN ('m-a', 'm-b')")" = t ] \

@@ -149,10 +149,10 @@ q mana_sync -c "$redue" >/dev/null
 wait_llm_phase "$pid"
 mock_control '{"mode": "ok"}'
 start=$(now_ms)
-pg_ctlcluster 15 regress stop -m fast -- -t 10 || fail "fast shutdown did not finish within 10 s"
+pg_ctlcluster "$MANA_PG_MAJOR" regress stop -m fast -- -t 10 || fail "fast shutdown did not finish within 10 s"
 echo "fast shutdown: server stopped after $(( $(now_ms) - start )) ms"
 calls_closed "fast shutdown"
-pg_ctlcluster 15 regress start || fail "server did not start again"
+pg_ctlcluster "$MANA_PG_MAJOR" regress start || fail "server did not start again"
 old=$pid
 wait_worker "$old"
 poll_until 10 mana_sync "SELECT status || ' ' || (errors ? 'server restarted') FROM mana_ai.tick_runs WHERE id = $run" "failed true" \

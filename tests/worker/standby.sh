@@ -34,8 +34,7 @@ listen_addresses = 'localhost'
 unix_socket_directories = '$sbdir'
 hot_standby = on
 shared_preload_libraries = 'mana_ai'
-extension_destdir = '$MANA_STAGE'
-dynamic_library_path = '$(q postgres -c "SHOW dynamic_library_path")'
+$MANA_EXT_CONF
 mana_ai.tick_interval = 1
 max_worker_processes = 16
 logging_collector = off
