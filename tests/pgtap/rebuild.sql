@@ -77,7 +77,8 @@ BEGIN
                 -- after the last refresh: later than every applied row, or late
                 SELECT max(last_applied_at) INTO last_at FROM mana_ai.mission_snapshots;
                 IF last_at IS NOT NULL AND random() < 0.5 THEN
-                    at := last_at - floor(1 + random() * 1000)::int * interval '1 microsecond';
+                    -- never before this transaction's start, as the horizon assumes
+                    at := greatest(now(), last_at - floor(1 + random() * 1000)::int * interval '1 microsecond');
                 ELSIF last_at IS NOT NULL THEN
                     at := last_at + floor(1 + random() * 1000)::int * interval '1 microsecond';
                 END IF;
