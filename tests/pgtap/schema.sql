@@ -122,8 +122,8 @@ SELECT ok(NOT has_table_privilege('public', 'mana_ai.agent_snapshots', 'SELECT')
 SELECT ok(NOT has_table_privilege('public', 'mana_ai.tick_runs', 'SELECT'), 'PUBLIC cannot read tick_runs');
 
 -- No ordinary session can set any mana_ai parameter
-SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'mana_ai.%'), 23,
-    'all 23 mana_ai parameters are defined');
+SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'mana_ai.%'), 24,
+    'all 24 mana_ai parameters are defined');
 CREATE ROLE mana_ai_tap_user NOLOGIN;
 SET LOCAL ROLE mana_ai_tap_user;
 SELECT throws_ok($$SET mana_ai.llm_url = 'http://evil.example'$$, '55P02', NULL, 'ordinary role cannot SET mana_ai.llm_url');
