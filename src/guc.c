@@ -33,6 +33,7 @@ int			mana_ai_llm_tokens_per_minute = 0;
 char	   *mana_ai_llm_key_file = NULL;
 char	   *mana_ai_private_key_file = NULL;
 int			mana_ai_max_attempts = 3;
+int			mana_ai_max_iterations_kept = 0;
 char	   *mana_ai_timezone = NULL;
 int			mana_ai_audit_retention = 90 * 24 * 60;
 int			mana_ai_tick_runs_retention = 14 * 24 * 60;
@@ -297,6 +298,11 @@ mana_ai_define_gucs(void)
 	DefineCustomIntVariable("mana_ai.max_attempts",
 							"Consecutive planner failures for one due slot before a failed iteration is written.",
 							NULL, &mana_ai_max_attempts, 3, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mana_ai.max_iterations_kept",
+							"Iterations a write-back keeps in a mission: the newest ones plus every one with a planned step.",
+							"0 keeps all.",
+							&mana_ai_max_iterations_kept, 0, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("mana_ai.timezone",
 							   "Time zone in which daily, weekly and cron cadences are evaluated.",

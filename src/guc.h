@@ -26,6 +26,7 @@ extern int	mana_ai_llm_max_response_size;	/* kilobytes */
 extern char *mana_ai_llm_key_file;
 extern char *mana_ai_private_key_file;
 extern int	mana_ai_max_attempts;
+extern int	mana_ai_max_iterations_kept;
 extern char *mana_ai_timezone;
 extern int	mana_ai_audit_retention;	/* minutes */
 extern int	mana_ai_tick_runs_retention;	/* minutes */

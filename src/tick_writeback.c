@@ -29,6 +29,7 @@
 #include "guc.h"
 #include "jsonb_members.h"
 #include "metrics.h"
+#include "mission_rebuild.h"
 #include "replay.h"
 #include "schedule.h"
 #include "spi_plans.h"
@@ -158,8 +159,9 @@ current_slot(Job *job, const char *record_slot)
 
 /*
  * Append the iteration and the next slot to the mission as the owning
- * agent.  The record is replayed fresh under the user's scope, so nothing
- * the user wrote since the refresh is lost; if its nextRunAt is no longer
+ * agent.  The record is rebuilt fresh under the user's scope (its snapshot
+ * and the rows not in it yet, mission_rebuild.c), so nothing the user
+ * wrote since the refresh is lost; if its nextRunAt is no longer
  * the slot we planned, someone already planned it (or it was
  * rescheduled): write nothing and answer false.
  */
@@ -167,7 +169,7 @@ bool
 tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 {
 	int			scope = mana_ai_enter_user_scope(job->user_id);
-	Jsonb	   *fresh = mana_ai_replay_record(job->user_id, "ai", "aiMissions", job->mission_id);
+	Jsonb	   *fresh = mana_ai_rebuild_mission(job->user_id, job->mission_id, false);
 	char	   *fresh_slot = jb_member_text(fresh, "nextRunAt");
 	bool		current = mana_ai_sync_format() == SYNC_FORMAT_CURRENT;
 	Jsonb	   *cadence;
@@ -197,7 +199,7 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(job->user_id);
 	values[1] = CStringGetTextDatum(job->mission_id);
-	values[2] = JsonbPGetDatum(fresh);
+	values[2] = JsonbPGetDatum(mana_ai_trim_iterations(fresh));
 	values[3] = CStringGetTextDatum(job->iteration_id);
 	values[4] = TimestampTzGetDatum(job->started_at);
 	values[5] = plan ? JsonbPGetDatum(plan) : (Datum) 0;

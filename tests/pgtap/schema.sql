@@ -122,8 +122,8 @@ SELECT ok(NOT has_table_privilege('public', 'mana_ai.agent_snapshots', 'SELECT')
 SELECT ok(NOT has_table_privilege('public', 'mana_ai.tick_runs', 'SELECT'), 'PUBLIC cannot read tick_runs');
 
 -- No ordinary session can set any mana_ai parameter
-SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'mana_ai.%'), 29,
-    'all 29 mana_ai parameters are defined (model_breaker_failures, injection_policy, refresh_lock_timeout, llm_requests_per_minute, llm_tokens_per_minute and planner_core_modules added in 0.3.0)');
+SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'mana_ai.%'), 30,
+    'all 30 mana_ai parameters are defined (model_breaker_failures, max_iterations_kept, injection_policy, refresh_lock_timeout, llm_requests_per_minute, llm_tokens_per_minute and planner_core_modules added in 0.3.0)');
 CREATE ROLE mana_ai_tap_user NOLOGIN;
 SET LOCAL ROLE mana_ai_tap_user;
 SELECT throws_ok($$SET mana_ai.llm_url = 'http://evil.example'$$, '55P02', NULL, 'ordinary role cannot SET mana_ai.llm_url');
