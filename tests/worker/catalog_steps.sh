@@ -17,6 +17,11 @@ psql -X -q -v ON_ERROR_STOP=1 -d mana_sync -v runner=mana_runner -f tests/fixtur
 start_mock_llm
 trap 'kill $MOCK_PID 2>/dev/null || true; rm -rf "$tmp"' EXIT
 set_guc mana_ai.llm_url "$MOCK_URL"
+# Every module a core module, so each mission is offered every tool from
+# its first round: this test is about the executor's rules; that each tool
+# is reachable through the smaller default offer is test_tool_offer.c's.
+set_guc mana_ai.planner_core_modules \
+    "$(python3 -c 'import json; print(",".join(sorted({t["module"] for t in json.load(open("catalog/tool-catalog.json"))["tools"]})))')"
 
 # The steps, 5 per mission, from the product's catalog.
 python3 - catalog/tool-catalog.json "$tmp" <<'PY'
