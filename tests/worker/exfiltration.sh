@@ -16,8 +16,10 @@
 #    written here by the superuser) changes no objective: the refresh takes
 #    only iterations from it (and, in the seed format, nextRunAt/updatedAt);
 #  - mana_ai.append_runner_iteration, the one way the runner writes, is
-#    refused for a mission the tick has not taken in this transaction, and
-#    for a row of any other shape.
+#    refused for a mission the tick has not taken in this transaction
+#    (claim_runner_slot takes only a due mission at its slot), twice for
+#    one claim, to PUBLIC, and for a row of any other shape (an objective,
+#    a stamp of another field, another mission's actor).
 # The worker ticks once an hour: the SQL ticks here are the only ones.
 set -euo pipefail
 source tests/lib/common.sh
@@ -112,4 +114,42 @@ grep -q 'permission denied' "$tmp/public.out" || fail "append_runner_iteration i
 [ "$(q mana_sync -c "SELECT count(*) FROM sync_changes WHERE record_id = 'mission-abc' AND data ? 'iterations' AND data -> 'iterations' @> '[{\"id\": \"x\"}]'")" = 0 ] \
     || fail "an iteration was appended outside a tick"
 echo "ok - append_runner_iteration is refused for a mission not taken by a tick and to PUBLIC"
+
+# A due mission (written by u1's web app), taken the way the tick takes it:
+# the claim is refused for a mission that is not due, the append takes the
+# runner's shape only, and one row per claim.
+q mana_sync -c "
+SELECT set_config('app.current_user_id', 'u1', false);
+INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+VALUES ('ai', 'aiMissions', 'mission-due', 'u1', 'insert',
+        jsonb_build_object('title', 'Faellig', 'objective', 'Woche planen', 'inputs', '[]'::jsonb, 'state', 'active',
+                           'cadence', '{\"kind\": \"manual\"}'::jsonb, 'iterations', '[]'::jsonb,
+                           'nextRunAt', '2020-01-01T00:00:00.000Z'), 'web')" -c "SELECT count(*) FROM mana_ai.refresh_snapshots()" >/dev/null
+actor='{"kind": "ai", "principalId": "legacy:ai-default", "displayName": "Mana", "missionId": "mission-due"}'
+in_claim() {
+    runner -c "BEGIN" -c "SELECT set_config('app.current_user_id', 'u1', true)" \
+           -c "SELECT mana_ai.claim_runner_slot('u1', 'mission-due', '2020-01-01T00:00:00.000Z')" "$@" -c "COMMIT"
+}
+! runner -c "SELECT set_config('app.current_user_id', 'u1', false)" \
+         -c "SELECT mana_ai.claim_runner_slot('u1', 'mission-abc', '2099-01-01T00:00:00.000Z')" > "$tmp/claim.out" 2>&1 \
+    || fail "claim_runner_slot took a mission that is not due"
+grep -q 'is not due' "$tmp/claim.out" || fail "claim_runner_slot refused for another reason: $(cat "$tmp/claim.out")"
+bad=$(jq -cn --argjson r "$row" '$r + {objective: "x"}')
+! in_claim -c "SELECT mana_ai.append_runner_iteration('u1', 'mission-due', '$bad'::jsonb, '{}'::jsonb, '$actor'::jsonb)" \
+    > "$tmp/shape.out" 2>&1 || fail "append_runner_iteration wrote an objective"
+grep -q 'may not write objective' "$tmp/shape.out" || fail "the objective was refused for another reason: $(cat "$tmp/shape.out")"
+! in_claim -c "SELECT mana_ai.append_runner_iteration('u1', 'mission-due', '$row'::jsonb, '{}'::jsonb, '{\"kind\": \"ai\", \"missionId\": \"mission-abc\"}'::jsonb)" \
+    > /dev/null 2>&1 || fail "append_runner_iteration took the actor of another mission"
+! in_claim -c "SELECT mana_ai.append_runner_iteration('u1', 'mission-due', '$row'::jsonb, '{\"objective\": \"2030-01-01T00:00:00.000Z\"}'::jsonb, '$actor'::jsonb)" \
+    > /dev/null 2>&1 || fail "append_runner_iteration took a stamp for a field it does not write"
+! in_claim -c "SELECT mana_ai.append_runner_iteration('u1', 'mission-due', '$row'::jsonb, '{}'::jsonb, '$actor'::jsonb)" \
+           -c "SELECT mana_ai.append_runner_iteration('u1', 'mission-due', '$row'::jsonb, '{}'::jsonb, '$actor'::jsonb)" \
+    > "$tmp/twice.out" 2>&1 || fail "append_runner_iteration wrote twice for one claim"
+grep -q 'not taken' "$tmp/twice.out" || fail "the second append was refused for another reason: $(cat "$tmp/twice.out")"
+in_claim -c "SELECT mana_ai.append_runner_iteration('u1', 'mission-due', '$row'::jsonb, '{}'::jsonb, '$actor'::jsonb)" \
+    > "$tmp/once.out" 2>&1 || fail "the runner's own row was refused after a claim: $(cat "$tmp/once.out")"
+got=$(q mana_sync -c "SELECT op || ' ' || client_id || ' ' || (data ? 'objective') FROM sync_changes
+                       WHERE record_id = 'mission-due' AND user_id = 'u1' AND client_id = 'mana-ai-runner'")
+[ "$got" = "update mana-ai-runner false" ] || fail "after a claim, the runner's row is not one update as mana-ai-runner: '$got'"
+echo "ok - a claim needs a due mission; the append takes the runner's shape only, once per claim"
 echo "PASS exfiltration"
