@@ -6,7 +6,9 @@
  * subtransaction of a batch, every error of that step routed to the
  * failure path, so tokens spent are always counted and a failing mission
  * always backs off), the sync_changes row that appends an iteration (as
- * the owning agent, under the user's scope), the slot check that makes a
+ * the owning agent, under the user's scope, since 0.3.0 through the
+ * claim_runner_slot / append_runner_iteration pair: the worker's role has
+ * no INSERT on sync_changes, issue 19), the slot check that makes a
  * crash or a second planner never yield two iterations for one slot, the
  * token usage, and the backoff in mana_ai.mission_attempts that ends in a
  * failed iteration after mana_ai.max_attempts.  In the current sync
