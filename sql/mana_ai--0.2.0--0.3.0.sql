@@ -256,3 +256,199 @@ REVOKE ALL ON FUNCTION mana_ai.mission_runs_of_every_user() FROM PUBLIC;
 ALTER POLICY mission_runs_user_scope ON mana_ai.mission_runs
     USING (user_id = current_setting('app.current_user_id', true)
            OR (SELECT pg_catalog.has_function_privilege('mana_ai.mission_runs_of_every_user()', 'EXECUTE')));
+
+GRANT EXECUTE ON FUNCTION mana_ai.sync_format() TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('mana_ai.mission_slots', '');
+
+-- ---- the worker's role cannot exfiltrate through the tick (issue 19) ----
+-- The tick's one write into sync_changes (62_runner_write.sql): the
+-- worker's role loses its INSERT on public.sync_changes (the DBA's
+-- REVOKE, README "Upgrading to 0.3.0"), and the refresh takes only
+-- iterations (seed: and updatedAt/nextRunAt) from the runner's rows.
+-- The slots taken by a tick, valid in the transaction (xact) that took
+-- them; append_runner_iteration consumes the row.  No role but the owner
+-- reaches it.
+CREATE TABLE mana_ai.runner_claims (
+    user_id    text NOT NULL,
+    mission_id text NOT NULL,
+    slot       text NOT NULL,
+    xact       xid8 NOT NULL,
+    PRIMARY KEY (user_id, mission_id)
+);
+COMMENT ON TABLE mana_ai.runner_claims IS
+    'Slots a tick has taken in transaction xact, each good for one runner row (append_runner_iteration); not dumped';
+
+-- Take the mission's slot for this transaction: only when mana_ai's own
+-- state (the mission's snapshot and slot state, as mana_ai.missions reads
+-- them) says the mission is active, not deleted, due, and slot is the
+-- slot it plans next.
+CREATE FUNCTION mana_ai.claim_runner_slot(user_id text, mission_id text, slot text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM mana_ai.missions m
+         WHERE m.user_id = claim_runner_slot.user_id AND m.mission_id = claim_runner_slot.mission_id
+           AND m.due AND m.slot = claim_runner_slot.slot) THEN
+        RAISE EXCEPTION 'mission % is not due at slot %', mission_id, slot
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only the tick takes a mission, at the slot it plans next.';
+    END IF;
+    INSERT INTO mana_ai.runner_claims AS c (user_id, mission_id, slot, xact)
+    VALUES (claim_runner_slot.user_id, claim_runner_slot.mission_id, claim_runner_slot.slot,
+            pg_catalog.pg_current_xact_id())
+    ON CONFLICT ON CONSTRAINT runner_claims_pkey
+    DO UPDATE SET slot = EXCLUDED.slot, xact = EXCLUDED.xact;
+END
+$$;
+COMMENT ON FUNCTION mana_ai.claim_runner_slot(text, text, text) IS
+    'The tick takes a due mission''s slot for the current transaction (append_runner_iteration needs it); worker''s role only';
+
+-- Append the runner's row for a mission this transaction has claimed:
+-- op update of ai/aiMissions, client_id mana-ai-runner, schema_version 1;
+-- data {iterations} in the current format (SPEC 11.2: field_meta, origin
+-- agent, the mission's space_id), data {iterations[, updatedAt, nextRunAt]}
+-- in the seed one (SPEC 1.3: field_timestamps), nextRunAt later than now.
+-- stamps must stamp only fields of data; actor is the owning agent (SPEC
+-- 1.4) for this mission.  Written under the user's app.current_user_id,
+-- which the caller has set to user_id.
+CREATE FUNCTION mana_ai.append_runner_iteration(user_id text, mission_id text, data jsonb,
+                                                stamps jsonb, actor jsonb)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    seed  boolean := mana_ai.sync_format() = 'seed';
+    its   jsonb := data -> 'iterations';
+    extra text[];
+BEGIN
+    IF user_id IS NULL OR mission_id IS NULL
+       OR current_setting('app.current_user_id', true) IS DISTINCT FROM user_id THEN
+        RAISE EXCEPTION 'append_runner_iteration runs in the scope of the mission''s user'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Set app.current_user_id to the user first.';
+    END IF;
+    DELETE FROM mana_ai.runner_claims c
+     WHERE c.user_id = append_runner_iteration.user_id
+       AND c.mission_id = append_runner_iteration.mission_id
+       AND c.xact = pg_catalog.pg_current_xact_id();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'mission % was not taken by a tick in this transaction', mission_id
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only the tick appends iterations, after claim_runner_slot().';
+    END IF;
+    IF jsonb_typeof(data) IS DISTINCT FROM 'object' OR jsonb_typeof(its) IS DISTINCT FROM 'array'
+       OR jsonb_array_length(its) = 0
+       OR jsonb_typeof(its -> -1) IS DISTINCT FROM 'object'
+       OR jsonb_typeof(its -> -1 -> 'id') IS DISTINCT FROM 'string'
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(its) e WHERE jsonb_typeof(e) <> 'object') THEN
+        RAISE EXCEPTION 'the runner''s row must carry data.iterations, an array of iteration objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT array_agg(k ORDER BY k) INTO extra FROM jsonb_object_keys(data) k
+     WHERE k <> 'iterations' AND (NOT seed OR k NOT IN ('updatedAt', 'nextRunAt'));
+    IF extra IS NOT NULL THEN
+        RAISE EXCEPTION 'the runner''s row may not write %', array_to_string(extra, ', ')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = CASE WHEN seed THEN 'It writes iterations, updatedAt and nextRunAt (SPEC 1.3).'
+                              ELSE 'It writes iterations only (SPEC 11.2).' END;
+    END IF;
+    IF seed AND jsonb_typeof(data -> 'nextRunAt') = 'string'
+       AND coalesce(mana_ai.iso_timestamp(data ->> 'nextRunAt') <= now(), true) THEN
+        RAISE EXCEPTION 'the runner''s nextRunAt must be a later instant than now'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF seed AND jsonb_typeof(data -> 'nextRunAt') NOT IN ('string', 'null') THEN
+        RAISE EXCEPTION 'the runner''s nextRunAt must be an instant or null'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(stamps) IS DISTINCT FROM 'object'
+       OR EXISTS (SELECT 1 FROM jsonb_object_keys(stamps) k WHERE NOT data ? k) THEN
+        RAISE EXCEPTION 'the runner''s stamps must stamp fields of its data'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(actor) IS DISTINCT FROM 'object' OR actor ->> 'kind' IS DISTINCT FROM 'ai'
+       OR actor ->> 'missionId' IS DISTINCT FROM mission_id THEN
+        RAISE EXCEPTION 'the runner''s actor must be the mission''s agent (SPEC 1.4)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One static INSERT per format: PL/pgSQL plans a statement when it
+    -- first runs, so the other format's columns are never looked up.
+    IF seed THEN
+        INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op,
+                                         data, field_timestamps, client_id, schema_version, actor)
+        VALUES ('ai', 'aiMissions', mission_id, user_id, 'update',
+                data, stamps, 'mana-ai-runner', 1, actor);
+    ELSE
+        INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op,
+                                         data, field_meta, client_id, schema_version, actor, origin, space_id)
+        VALUES ('ai', 'aiMissions', mission_id, user_id, 'update',
+                data, stamps, 'mana-ai-runner', 1, actor, 'agent',
+                (SELECT s.space_id FROM public.sync_changes s
+                  WHERE s.table_name = 'aiMissions' AND s.record_id = append_runner_iteration.mission_id
+                    AND s.user_id = append_runner_iteration.user_id
+                    AND s.app_id = 'ai' AND s.space_id IS NOT NULL
+                  ORDER BY s.created_at DESC, s.id DESC LIMIT 1));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION mana_ai.append_runner_iteration(text, text, jsonb, jsonb, jsonb) IS
+    'The tick''s one write into sync_changes: the runner''s iteration row (SPEC 1.3/11.2) for a mission claimed in this transaction; worker''s role only';
+
+REVOKE ALL ON TABLE mana_ai.runner_claims FROM PUBLIC;
+REVOKE ALL ON FUNCTION mana_ai.claim_runner_slot(text, text, text),
+                       mana_ai.append_runner_iteration(text, text, jsonb, jsonb, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION mana_ai.snapshot_rows_of(user_ids text[], missions_since timestamptz,
+                                         agents_since timestamptz)
+    RETURNS TABLE (id uuid, user_id text, record_id text, op text, data jsonb,
+                   field_timestamps jsonb, created_at timestamptz, is_agent boolean)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    -- One static query per sync format (SPEC 1.1 field_timestamps, SPEC
+    -- 11.1 field_meta; the result column keeps the first name): PL/pgSQL
+    -- plans a query when it first runs, so the other format's column is
+    -- never looked up.  A row written by the runner (client_id
+    -- mana-ai-runner) contributes iterations and updatedAt only (seed
+    -- format: and nextRunAt, SPEC 1.3), whatever else it carries (issue
+    -- 19; src/runner_fields.h does the same for the C statements).
+    IF mana_ai.sync_format() = 'current' THEN
+        RETURN QUERY
+        SELECT s.id, s.user_id, s.record_id, s.op,
+               CASE WHEN s.client_id = 'mana-ai-runner' AND jsonb_typeof(s.data) = 'object'
+                    THEN s.data - ARRAY(SELECT k FROM jsonb_object_keys(s.data) AS k WHERE k NOT IN ('iterations', 'updatedAt'))
+                    ELSE s.data END,
+               CASE WHEN s.client_id = 'mana-ai-runner' AND jsonb_typeof(s.field_meta) = 'object'
+                    THEN s.field_meta - ARRAY(SELECT k FROM jsonb_object_keys(s.field_meta) AS k WHERE k NOT IN ('iterations', 'updatedAt'))
+                    ELSE s.field_meta END,
+               s.created_at,
+               s.table_name = 'agents'
+          FROM public.sync_changes s
+         WHERE s.user_id = ANY (user_ids) AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')
+           AND s.created_at >= LEAST(missions_since, agents_since)
+           AND s.created_at >= CASE s.table_name WHEN 'agents' THEN agents_since ELSE missions_since END;
+    ELSE
+        RETURN QUERY
+        SELECT s.id, s.user_id, s.record_id, s.op,
+               CASE WHEN s.client_id = 'mana-ai-runner' AND jsonb_typeof(s.data) = 'object'
+                    THEN s.data - ARRAY(SELECT k FROM jsonb_object_keys(s.data) AS k WHERE k NOT IN ('iterations', 'updatedAt', 'nextRunAt'))
+                    ELSE s.data END,
+               CASE WHEN s.client_id = 'mana-ai-runner' AND jsonb_typeof(s.field_timestamps) = 'object'
+                    THEN s.field_timestamps - ARRAY(SELECT k FROM jsonb_object_keys(s.field_timestamps) AS k WHERE k NOT IN ('iterations', 'updatedAt', 'nextRunAt'))
+                    ELSE s.field_timestamps END,
+               s.created_at,
+               s.table_name = 'agents'
+          FROM public.sync_changes s
+         WHERE s.user_id = ANY (user_ids) AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')
+           AND s.created_at >= LEAST(missions_since, agents_since)
+           AND s.created_at >= CASE s.table_name WHEN 'agents' THEN agents_since ELSE missions_since END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION mana_ai.snapshot_rows_of(text[], timestamptz, timestamptz) IS
+    'The refresh''s batched read: the aiMissions/agents rows of the listed users since each kind''s horizon';

@@ -33,6 +33,7 @@
 #include "lww.h"
 #include "mission_rebuild.h"
 #include "replay.h"
+#include "runner_fields.h"
 #include "spi_plans.h"
 #include "sync_format.h"
 
@@ -47,13 +48,14 @@
  * and the rows it does not reflect (part 1), in fold order.  One statement:
  * one MVCC snapshot for all three tables.
  */
-#define DELTA_SQL(STAMPS) \
+#define DELTA_SQL(STAMPS, KEEP) \
 	"SELECT 0 AS part, NULL::text AS op, s.record AS data, NULL::jsonb AS stamps," \
 	"       s.last_applied_at AS created_at, NULL::uuid AS id" \
 	"  FROM mana_ai.mission_snapshots s" \
 	" WHERE s.user_id = $1 AND s.mission_id = $2" \
 	" UNION ALL " \
-	"SELECT 1, c.op, c.data, c." STAMPS ", c.created_at, c.id" \
+	"SELECT 1, c.op, " RUNNER_FIELDS_SQL("c.data", KEEP) ", " RUNNER_FIELDS_SQL("c." STAMPS, KEEP) "," \
+	"       c.created_at, c.id" \
 	"  FROM public.sync_changes c, mana_ai.snapshot_horizon h" \
 	" WHERE h.kind = 'missions'" \
 	"   AND c.user_id = $1 AND c.app_id = 'ai' AND c.table_name = 'aiMissions'" \
@@ -62,8 +64,9 @@
 	"                    WHERE a.kind = 'missions' AND a.row_id = c.id)" \
 	" ORDER BY 1, 5, 6"
 
-#define HISTORY_SQL(STAMPS) \
-	"SELECT 1 AS part, op, data, " STAMPS ", created_at, id FROM public.sync_changes" \
+#define HISTORY_SQL(STAMPS, KEEP) \
+	"SELECT 1 AS part, op, " RUNNER_FIELDS_SQL("data", KEEP) ", " RUNNER_FIELDS_SQL(STAMPS, KEEP) "," \
+	"       created_at, id FROM public.sync_changes" \
 	" WHERE user_id = $1 AND app_id = 'ai' AND table_name = 'aiMissions' AND record_id = $2" \
 	" ORDER BY created_at, id"
 
@@ -212,13 +215,13 @@ mana_ai_rebuild_mission(const char *user_id, const char *mission_id, bool full)
 	args[1] = CStringGetTextDatum(mission_id);
 	mana_ai_spi_connect();
 	fold_start(&f, caller, mission_id);
-	if (full || !fold_rows(&f, SYNC_FORMAT_SQL(DELTA_SQL("field_timestamps"),
-											   DELTA_SQL("field_meta")), args, true))
+	if (full || !fold_rows(&f, SYNC_FORMAT_SQL(DELTA_SQL("field_timestamps", RUNNER_KEEP_SEED),
+											   DELTA_SQL("field_meta", RUNNER_KEEP_CURRENT)), args, true))
 	{
 		fold_end(&f);
 		fold_start(&f, caller, mission_id);
-		(void) fold_rows(&f, SYNC_FORMAT_SQL(HISTORY_SQL("field_timestamps"),
-											 HISTORY_SQL("field_meta")), args, false);
+		(void) fold_rows(&f, SYNC_FORMAT_SQL(HISTORY_SQL("field_timestamps", RUNNER_KEEP_SEED),
+											 HISTORY_SQL("field_meta", RUNNER_KEEP_CURRENT)), args, false);
 	}
 	result = fold_result(&f, caller);
 	fold_end(&f);

@@ -21,6 +21,7 @@
 
 #include "lww.h"
 #include "replay.h"
+#include "runner_fields.h"
 #include "spi_plans.h"
 #include "sync_format.h"
 
@@ -50,8 +51,8 @@ mana_ai_leave_user_scope(int nest_level)
 }
 
 /* One text per sync format (sync_format.c), each with its kept plan. */
-#define REPLAY_SQL(STAMPS) \
-	"SELECT op, data, " STAMPS ", created_at" \
+#define REPLAY_SQL(STAMPS, KEEP) \
+	"SELECT op, " RUNNER_FIELDS_SQL("data", KEEP) ", " RUNNER_FIELDS_SQL(STAMPS, KEEP) ", created_at" \
 	"  FROM public.sync_changes" \
 	" WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND record_id = $4" \
 	" ORDER BY created_at, id"
@@ -80,8 +81,8 @@ mana_ai_replay_record(const char *user_id, const char *app_id,
 	state = lww_state_create(fold_cxt, record_id);
 
 	mana_ai_spi_connect();
-	if (SPI_execute_plan(mana_ai_kept_plan(SYNC_FORMAT_SQL(REPLAY_SQL("field_timestamps"),
-													   REPLAY_SQL("field_meta")), 4, argtypes, 0),
+	if (SPI_execute_plan(mana_ai_kept_plan(SYNC_FORMAT_SQL(REPLAY_SQL("field_timestamps", RUNNER_KEEP_SEED),
+													   REPLAY_SQL("field_meta", RUNNER_KEEP_CURRENT)), 4, argtypes, 0),
 						 args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the history of record %s", record_id);
 	for (uint64 i = 0; i < SPI_processed; i++)

@@ -21,6 +21,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "runner_fields.h"
 #include "snapshot_internal.h"
 #include "spi_plans.h"
 #include "sync_format.h"
@@ -75,8 +76,9 @@ const KindDef snap_kind_defs[NKINDS] = {
 #define ROWS_OF_SELECT ROWS_COLUMNS \
 	"  FROM mana_ai.snapshot_rows_of($1, $2, $3) AS r"
 /* STAMPS: the stamps column of the format (sync_format.c), named field_timestamps here */
-#define USER_ROWS_SELECT(STAMPS) ROWS_COLUMNS \
-	"  FROM (SELECT s.id, s.user_id, s.record_id, s.op, s.data, s." STAMPS " AS field_timestamps," \
+#define USER_ROWS_SELECT(STAMPS, KEEP) ROWS_COLUMNS \
+	"  FROM (SELECT s.id, s.user_id, s.record_id, s.op, " RUNNER_FIELDS_SQL("s.data", KEEP) " AS data," \
+	"               " RUNNER_FIELDS_SQL("s." STAMPS, KEEP) " AS field_timestamps," \
 	"               s.created_at, s.table_name = 'agents' AS is_agent" \
 	"          FROM public.sync_changes s" \
 	"         WHERE s.user_id = $1 AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')" \
@@ -96,10 +98,10 @@ const char *
 snap_user_rows_sql(bool unapplied)
 {
 	if (unapplied)
-		return SYNC_FORMAT_SQL(USER_ROWS_SELECT("field_timestamps") NOT_APPLIED,
-							   USER_ROWS_SELECT("field_meta") NOT_APPLIED);
-	return SYNC_FORMAT_SQL(USER_ROWS_SELECT("field_timestamps"),
-						   USER_ROWS_SELECT("field_meta"));
+		return SYNC_FORMAT_SQL(USER_ROWS_SELECT("field_timestamps", RUNNER_KEEP_SEED) NOT_APPLIED,
+							   USER_ROWS_SELECT("field_meta", RUNNER_KEEP_CURRENT) NOT_APPLIED);
+	return SYNC_FORMAT_SQL(USER_ROWS_SELECT("field_timestamps", RUNNER_KEEP_SEED),
+						   USER_ROWS_SELECT("field_meta", RUNNER_KEEP_CURRENT));
 }
 
 bool
@@ -112,15 +114,16 @@ snap_rows_of_installed(void)
 									 3, types, true));
 }
 
-#define HISTORY_SQL(STAMPS) \
-	"SELECT op, data, " STAMPS ", created_at FROM public.sync_changes" \
+#define HISTORY_SQL(STAMPS, KEEP) \
+	"SELECT op, " RUNNER_FIELDS_SQL("data", KEEP) ", " RUNNER_FIELDS_SQL(STAMPS, KEEP) ", created_at" \
+	"  FROM public.sync_changes" \
 	" WHERE table_name = $1 AND record_id = $2 AND user_id = $3 AND app_id = 'ai'" \
 	" ORDER BY created_at, id"
 
 const char *
 snap_history_sql(void)
 {
-	return SYNC_FORMAT_SQL(HISTORY_SQL("field_timestamps"), HISTORY_SQL("field_meta"));
+	return SYNC_FORMAT_SQL(HISTORY_SQL("field_timestamps", RUNNER_KEEP_SEED), HISTORY_SQL("field_meta", RUNNER_KEEP_CURRENT));
 }
 
 const char *const snap_add_tombstones_sql =

@@ -6,7 +6,9 @@
  * subtransaction of a batch, every error of that step routed to the
  * failure path, so tokens spent are always counted and a failing mission
  * always backs off), the sync_changes row that appends an iteration (as
- * the owning agent, under the user's scope), the slot check that makes a
+ * the owning agent, under the user's scope, since 0.3.0 through the
+ * claim_runner_slot / append_runner_iteration pair: the worker's role has
+ * no INSERT on sync_changes, issue 19), the slot check that makes a
  * crash or a second planner never yield two iterations for one slot, the
  * token usage, and the backoff in mana_ai.mission_attempts that ends in a
  * failed iteration after mana_ai.max_attempts.  In the current sync
@@ -22,6 +24,9 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -88,6 +93,37 @@ static const char *write_current_sql =
 	"       (SELECT mana_ai.build_iteration($4, $5, $8, $6, $7) AS iteration) it";
 
 /*
+ * Since 0.3.0 (issue 19) the worker's role has no INSERT on sync_changes:
+ * the same row goes through mana_ai.append_runner_iteration, which takes
+ * data, stamps and actor, checks them and the claim taken just before
+ * (claim_sql), and fills in the rest (op, app, table, client_id, and in
+ * the current format origin and space_id).  The statements above stay for
+ * a catalog older than 0.3.0, whose worker's role still has the INSERT.
+ */
+#define APPEND_ITERATION(DATA_EXTRA, STAMPS_EXTRA) \
+	"SELECT mana_ai.append_runner_iteration($1, $2," \
+	"       jsonb_build_object(" \
+	"         'iterations', CASE WHEN jsonb_typeof($3 -> 'iterations') = 'array'" \
+	"                            THEN $3 -> 'iterations' ELSE '[]'::jsonb END" \
+	"                       || jsonb_build_array(it.iteration" \
+	"                            || CASE WHEN $12 IS NULL THEN '{}'::jsonb" \
+	"                                    ELSE jsonb_build_object('model', $12) END)" DATA_EXTRA ")," \
+	"       jsonb_build_object('iterations', w.stamp" STAMPS_EXTRA ")," \
+	"       jsonb_build_object('kind', 'ai', 'principalId', $10, 'displayName', $11," \
+	"                          'missionId', $2, 'iterationId', $4," \
+	"                          'rationale', coalesce($3 ->> 'objective', $3 ->> 'title', '')))" \
+	"  FROM (SELECT mana_ai.iso_text($8) AS stamp) w," \
+	"       (SELECT mana_ai.build_iteration($4, $5, $8, $6, $7) AS iteration) it"
+
+/* seed: updatedAt and nextRunAt too, stamped like iterations (SPEC 1.3) */
+static const char *append_seed_sql =
+	APPEND_ITERATION(", 'updatedAt', w.stamp, 'nextRunAt', mana_ai.iso_text($9)",
+					 ", 'updatedAt', w.stamp, 'nextRunAt', w.stamp");
+static const char *append_current_sql = APPEND_ITERATION("", "");
+
+static const char *claim_sql = "SELECT mana_ai.claim_runner_slot($1, $2, $3)";
+
+/*
  * The slot the current format plans next, from the fresh record's
  * nextRunAt ($3) and mana_ai's own slot state (the same rule as the view
  * mana_ai.missions): the record's, unless it is not later than the slot
@@ -116,6 +152,17 @@ static const char *settled_sql =
 static const char *tokens_sql =
 	"INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens)"
 	" VALUES ($1, $2, $3, $4)";
+
+/* Whether the catalog has the 0.3.0 write path (append_runner_iteration). */
+static bool
+append_installed(void)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("mana_ai"),
+												makeString("append_runner_iteration")),
+									 5, types, true));
+}
 
 /*
  * The slot the current format would plan now for this mission: its
@@ -216,8 +263,18 @@ tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error)
 	nulls[11] = model ? ' ' : 'n';
 
 	mana_ai_spi_connect();
-	mana_ai_run_kept(current ? write_current_sql : write_seed_sql, 12, types, 0,
-					 values, nulls, SPI_OK_INSERT);
+	if (append_installed())
+	{
+		Oid			claim_types[3] = {TEXTOID, TEXTOID, TEXTOID};
+		Datum		claim[3] = {values[0], values[1], CStringGetTextDatum(job->slot)};
+
+		mana_ai_run_kept(claim_sql, 3, claim_types, 0, claim, NULL, SPI_OK_SELECT);
+		mana_ai_run_kept(current ? append_current_sql : append_seed_sql, 12, types, 0,
+						 values, nulls, SPI_OK_SELECT);
+	}
+	else
+		mana_ai_run_kept(current ? write_current_sql : write_seed_sql, 12, types, 0,
+						 values, nulls, SPI_OK_INSERT);
 	if (current)
 	{
 		Oid			slot_types[4] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};

@@ -205,7 +205,7 @@ if wanted seed/regress || wanted seed/pgtap; then
     fi
     [ -f "$logs/seed/regression.diffs" ] && { echo "  ----- seed regression.diffs"; sed 's/^/  | /' "$logs/seed/regression.diffs"; }
 fi
-for t in tests/worker/tick_e2e.sh tests/worker/tools_e2e.sh tests/worker/kill9.sh \
+for t in tests/worker/tick_e2e.sh tests/worker/tools_e2e.sh tests/worker/exfiltration.sh tests/worker/kill9.sh \
          tests/worker/dump_restore.sh tests/worker/writeback_memory.sh tests/integration/upgrade.sh; do
     name=seed/${t#tests/}; name=${name%.sh}
     wanted "$name" || continue

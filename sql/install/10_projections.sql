@@ -258,10 +258,20 @@ BEGIN
     -- One static query per sync format (SPEC 1.1 field_timestamps, SPEC
     -- 11.1 field_meta; the result column keeps the first name): PL/pgSQL
     -- plans a query when it first runs, so the other format's column is
-    -- never looked up.
+    -- never looked up.  A row written by the runner (client_id
+    -- mana-ai-runner) contributes iterations and updatedAt only (seed
+    -- format: and nextRunAt, SPEC 1.3), whatever else it carries (issue
+    -- 19; src/runner_fields.h does the same for the C statements).
     IF mana_ai.sync_format() = 'current' THEN
         RETURN QUERY
-        SELECT s.id, s.user_id, s.record_id, s.op, s.data, s.field_meta, s.created_at,
+        SELECT s.id, s.user_id, s.record_id, s.op,
+               CASE WHEN s.client_id = 'mana-ai-runner' AND jsonb_typeof(s.data) = 'object'
+                    THEN s.data - ARRAY(SELECT k FROM jsonb_object_keys(s.data) AS k WHERE k NOT IN ('iterations', 'updatedAt'))
+                    ELSE s.data END,
+               CASE WHEN s.client_id = 'mana-ai-runner' AND jsonb_typeof(s.field_meta) = 'object'
+                    THEN s.field_meta - ARRAY(SELECT k FROM jsonb_object_keys(s.field_meta) AS k WHERE k NOT IN ('iterations', 'updatedAt'))
+                    ELSE s.field_meta END,
+               s.created_at,
                s.table_name = 'agents'
           FROM public.sync_changes s
          WHERE s.user_id = ANY (user_ids) AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')
@@ -269,7 +279,14 @@ BEGIN
            AND s.created_at >= CASE s.table_name WHEN 'agents' THEN agents_since ELSE missions_since END;
     ELSE
         RETURN QUERY
-        SELECT s.id, s.user_id, s.record_id, s.op, s.data, s.field_timestamps, s.created_at,
+        SELECT s.id, s.user_id, s.record_id, s.op,
+               CASE WHEN s.client_id = 'mana-ai-runner' AND jsonb_typeof(s.data) = 'object'
+                    THEN s.data - ARRAY(SELECT k FROM jsonb_object_keys(s.data) AS k WHERE k NOT IN ('iterations', 'updatedAt', 'nextRunAt'))
+                    ELSE s.data END,
+               CASE WHEN s.client_id = 'mana-ai-runner' AND jsonb_typeof(s.field_timestamps) = 'object'
+                    THEN s.field_timestamps - ARRAY(SELECT k FROM jsonb_object_keys(s.field_timestamps) AS k WHERE k NOT IN ('iterations', 'updatedAt', 'nextRunAt'))
+                    ELSE s.field_timestamps END,
+               s.created_at,
                s.table_name = 'agents'
           FROM public.sync_changes s
          WHERE s.user_id = ANY (user_ids) AND s.app_id = 'ai' AND s.table_name IN ('aiMissions', 'agents')

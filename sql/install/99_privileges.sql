@@ -23,3 +23,8 @@ GRANT EXECUTE ON FUNCTION mana_ai.sync_format() TO PUBLIC;
 -- app.current_user_id names, and any session can set that.  Only the
 -- application's role, which sets it per request, should call it (the
 -- README shows the GRANT).
+
+-- The worker's role reads public.sync_changes (the sync server's table,
+-- so the DBA's GRANT, README "The worker's role") but may not write it:
+-- the tick appends through mana_ai.append_runner_iteration, whose EXECUTE
+-- the same GRANT block gives the worker's role only (issue 19).

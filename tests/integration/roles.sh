@@ -4,7 +4,9 @@
 #  - the worker's GRANT block is the one tests/fixtures/runner_role.sql
 #    (used by every worker test) applies: they cannot drift apart;
 #  - with it, a NOBYPASSRLS role runs a whole tick (SQL path) and writes a
-#    plan through sync_changes' row-level security;
+#    plan through sync_changes' row-level security, though it may not
+#    INSERT into sync_changes itself (issue 19: only through
+#    append_runner_iteration);
 #  - the worker's role can EXECUTE exactly the functions the tick's SQL
 #    calls, and not audit_decrypt, decrypt_input, llm_test_call,
 #    derive_mission_key or read_decrypt_audit;
@@ -100,6 +102,7 @@ done
 for sql in "DELETE FROM mana_ai.tools" "UPDATE mana_ai.decrypt_audit SET reason = 'x'" \
            "DELETE FROM mana_ai.decrypt_audit" "DELETE FROM mana_ai.snapshot_horizon" \
            "UPDATE public.sync_changes SET op = 'delete'" "DELETE FROM public.sync_changes" \
+           "INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, client_id) VALUES ('ai', 'aiMissions', 'm1', 'carol', 'update', '{\"objective\": \"x\"}', 'web')" \
            "SELECT mana_ai.audit_decrypt('carol', 'm1', NULL, 'notes', 'n1', 'ok')" \
            "SELECT mana_ai.llm_test_call('s', 'u', 1)" \
            "SELECT mana_ai.derive_mission_key(decode(repeat('ab', 32), 'hex'), '{}')" \
@@ -116,7 +119,9 @@ fi
 case $out in *"append-only"*) ;; *) fail "purge_decrypt_audit from SQL failed for another reason: $out" ;; esac
 echo "ok - mana_runner cannot purge the audit trail from SQL (append-only guard)"
 # ... and EXECUTE on exactly the functions the tick's SQL calls (plus PUBLIC's).
-want="mana_ai.build_iteration(iteration_id text, started_at timestamp with time zone, finished_at timestamp with time zone, plan jsonb, error jsonb)
+want="mana_ai.append_runner_iteration(user_id text, mission_id text, data jsonb, stamps jsonb, actor jsonb)
+mana_ai.build_iteration(iteration_id text, started_at timestamp with time zone, finished_at timestamp with time zone, plan jsonb, error jsonb)
+mana_ai.claim_runner_slot(user_id text, mission_id text, slot text)
 mana_ai.iso_text(ts timestamp with time zone)
 mana_ai.iso_timestamp(stamp text)
 mana_ai.next_run_at(cadence jsonb, from_ts timestamp with time zone)
