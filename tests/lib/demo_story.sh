@@ -55,7 +55,8 @@ trap 'kill $MOCK_PID 2>/dev/null; rm -rf "$DEMO_KEYS"' EXIT
 set_guc mana_ai.llm_url "$MOCK_URL"
 bash tests/lib/demo_grant.sh setup "$DEMO_KEYS"
 psql -X -q -v ON_ERROR_STOP=1 -d $db -f tests/fixtures/tick_world.sql >/dev/null
-echo "   the sync format mana_ai found: $(q $db -c "SELECT mana_ai.sync_format()") (FORMAT=seed make demo for the seed one)"
+format=$(q $db -c "SELECT mana_ai.sync_format()")
+echo "   the sync format mana_ai found: $format$([ "$format" = seed ] || echo " (FORMAT=seed make demo shows the seed one)")"
 ask <<'SQL'
 SELECT app_id, table_name, count(*) AS rows, count(DISTINCT user_id) AS users
   FROM sync_changes GROUP BY 1, 2 ORDER BY 1, 2;
@@ -76,6 +77,7 @@ poll_until 30 $db "SELECT count(*) FROM pg_stat_activity
                     WHERE backend_type = 'mana_ai worker' AND query = 'paused (mana_ai.enabled = off)'" 1 \
     || fail "the worker did not pause"
 echo "   the worker says (pg_stat_activity): paused (mana_ai.enabled = off); from here on no tick changes anything"
+echo "   mana_ai.status:"
 ask <<'SQL'
 SELECT worker_pid IS NOT NULL AS worker_running, enabled, tick_interval,
        last_tick_started_at, last_tick_finished_at, next_tick_at, grants_configured
