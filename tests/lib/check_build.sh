@@ -10,7 +10,10 @@ want=$MANA_STAGE$(pg_config --pkglibdir)/mana_ai.so
 maps=$(psql -X -qAt -v ON_ERROR_STOP=1 -d postgres -c "LOAD 'mana_ai'" \
         -c "SELECT pg_read_file('/proc/self/maps')" 2>&1) \
     || { echo "check_build: the server cannot load mana_ai: $maps" >&2; exit 1; }
-got=$(printf '%s\n' "$maps" | awk '$NF ~ /\/mana_ai\.so$/ {print $NF; exit}')
+# awk reads a here-string, not a pipe: it stops at the first match, and a
+# writer into a pipe would die of SIGPIPE (141 under pipefail) once the
+# maps outgrow the pipe's buffer.
+got=$(awk '$NF ~ /\/mana_ai\.so$/ {print $NF; exit}' <<< "$maps")
 if [ "$got" != "$want" ]; then
     echo "check_build: the server loaded '${got:-nothing}', not the build under test $want" >&2
     exit 1

@@ -8,8 +8,10 @@
 #   key (RSA-OAEP SHA-256); a note, a task and a journal entry encrypted
 #   with it (enc:1:, AES-256-GCM); a due mission whose grant lists the
 #   note and the task but not the journal entry, which it also asks for.
-# show: the prompt the LLM received (decrypted note and task), the audit
-#   rows the user sees (two ok, one scope-violation), and the metrics.
+# show (after the worker planned it): the user message the LLM received,
+#   once (decrypted note and task, no journal entry), the tools offered
+#   with it, the audit rows the user sees (two ok, one scope-violation),
+#   the mission's run and the metrics; an empty answer fails.
 set -euo pipefail
 source tests/lib/common.sh
 cmd=$1 dir=$2
@@ -57,24 +59,37 @@ fi
 
 [ "$cmd" = show ] || fail "usage: demo_grant.sh setup DIR | show DIR MOCK_URL"
 mock=$3
+# shown: print psql's answer; an empty one fails the demo.
+shown() { printf '%s\n' "$1"; if grep -q '^(0 rows)$' <<< "$1"; then fail "the demo's answer above is empty"; fi; }
 poll_until 60 mana_sync "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = '$mission'" 1 \
     || fail "the worker did not plan $mission"
-echo "== grant path: the prompt the LLM received for $mission (decrypted in the server, never enc:1:)"
-curl -s --max-time 5 "$mock/__requests" |
-    jq -r --arg o 'Die Wohnungssuche voranbringen' '.[] | select(.body.messages[1].content | contains($o)) | .body.messages[1].content' |
-    sed 's/^/   | /'
-echo "== grant path: the audit rows the user sees (read_decrypt_audit under app.current_user_id)"
-psql -X -d mana_sync <<SQL
+echo "   $mission of $user, \"Umzug planen\": its grant covers notes:n-demo and tasks:t-demo;"
+echo "   the mission also lists journal:j-demo as an input, which the grant does not cover"
+# Every round of the planner's tool loop sends the same user message; the
+# first request of the mission is the one to show.
+requests=$(curl -s --max-time 5 "$mock/__requests")
+first=$(jq -c --arg o 'Die Wohnungssuche voranbringen' \
+        'first(.[] | select(.body.messages[1].content | contains($o)))' <<< "$requests")
+[ -n "$first" ] || fail "the mock LLM received no request for $mission"
+rounds=$(jq --arg o 'Die Wohnungssuche voranbringen' \
+         '[.[] | select(.body.messages[1].content | contains($o))] | length' <<< "$requests")
+echo "-- the user message the LLM received (decrypted in the server: no enc:1: in it; no journal entry)"
+jq -r '.body.messages[1].content' <<< "$first" | sed 's/^/   | /'
+echo "   tools offered with it: $(jq -r '[.body.tools[]?.function.name] | join(", ")' <<< "$first")"
+echo "   (those of the core module todo and of its inputs' modules, and more_tools, through which the"
+echo "   LLM reaches every other tool the agent's policy allows; no agent: every tool is allowed)"
+echo "   requests for this mission: $rounds (the planner's tool loop: the LLM calls tools, then says it is done)"
+echo "-- the audit rows the user sees (mana_ai.read_decrypt_audit under app.current_user_id = $user)"
+shown "$(psql -X -v ON_ERROR_STOP=1 -d mana_sync <<SQL
 SELECT set_config('app.current_user_id', '$user', false) AS uid \\gset
 SELECT id, mission_id, iteration_id IS NOT NULL AS with_iteration, table_name, record_id, status, reason
   FROM mana_ai.read_decrypt_audit('$mission') ORDER BY id;
 SQL
-echo "   (another user sees none of them: $(q mana_sync -c "SELECT set_config('app.current_user_id', 'someone-else', false); SELECT count(*) FROM mana_ai.read_decrypt_audit('$mission')" | tail -1) rows)"
-if [ -n "$(q mana_sync -c "SELECT to_regclass('mana_ai.mission_runs')")" ]; then
-    echo "== the run history of $mission (mana_ai.mission_runs)"
-    psql -X -d mana_sync -c "SELECT tick_id, agent_id, slot, decision, iteration_id, model, tokens, planner_ms, error_phase, error_message
-                              FROM mana_ai.mission_runs WHERE mission_id = '$mission' ORDER BY id"
-fi
-echo "== grant path: decrypts and the scope violation in the metrics"
-psql -X -d mana_sync -c "SELECT name, labels, value FROM mana_ai.metrics
-                          WHERE name IN ('mana_ai_decrypts_total', 'mana_ai_grant_scope_violations_total') ORDER BY 1, 2::text"
+)"
+echo "   another user sees none of them: $(q mana_sync -c "SELECT set_config('app.current_user_id', 'someone-else', false); SELECT count(*) FROM mana_ai.read_decrypt_audit('$mission')" | tail -1) rows"
+echo "-- the run of $mission (mana_ai.mission_runs)"
+shown "$(psql -X -v ON_ERROR_STOP=1 -d mana_sync -c "SELECT tick_id, agent_id, slot, decision, model, tokens, round(planner_ms) AS planner_ms, error_message
+                              FROM mana_ai.mission_runs WHERE mission_id = '$mission' ORDER BY id")"
+echo "-- decrypts and the scope violation in the metrics"
+shown "$(psql -X -v ON_ERROR_STOP=1 -d mana_sync -c "SELECT name, labels, value FROM mana_ai.metrics
+                          WHERE name IN ('mana_ai_decrypts_total', 'mana_ai_grant_scope_violations_total') ORDER BY 1, 2::text")"
