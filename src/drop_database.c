@@ -30,6 +30,7 @@
 
 #include "guc.h"
 #include "mana_ai.h"
+#include "pg_compat.h"
 #include "shmem.h"
 
 static object_access_hook_type prev_object_access_hook = NULL;
@@ -63,7 +64,7 @@ drop_will_fail(Oid dbid, pid_t worker_pid)
 	n = pgstat_fetch_stat_numbackends();
 	for (int i = 1; i <= n; i++)
 	{
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		LocalPgBackendStatus *local = mana_local_beentry(i);
 		PgBackendStatus *be = local ? &local->backendStatus : NULL;
 
 		if (be != NULL && be->st_procpid > 0 && be->st_databaseid == dbid &&

@@ -32,4 +32,15 @@
 	makeJsonLexContextCstringLen((json), (len), (enc), (escapes))
 #endif
 
+/*
+ * PostgreSQL 17 renamed pgstat_fetch_stat_local_beentry() to
+ * pgstat_get_local_beentry_by_index(); both take a 1-based index up to
+ * pgstat_fetch_stat_numbackends().
+ */
+#if PG_VERSION_NUM >= 170000
+#define mana_local_beentry(index) pgstat_get_local_beentry_by_index(index)
+#else
+#define mana_local_beentry(index) pgstat_fetch_stat_local_beentry(index)
+#endif
+
 #endif

@@ -208,7 +208,13 @@ class Writer(threading.Thread):
                "   FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, app_id text, table_name text, record_id text,"
                "        user_id text, op text, data jsonb, field_timestamps jsonb, client_id text, actor jsonb)")
         if not batch:
-            c.execute(sql, (payload,))
+            # In autocommit the INSERT is its own commit: a connection lost
+            # before its answer leaves it in doubt like a lost COMMIT.
+            try:
+                c.execute(sql, (payload,))
+            except pq.ConnectionLost:
+                self.in_doubt.extend(r["id"] for r in rows)
+                raise
             return True
         c.execute(sql, (payload,))
         if late:        # a push that commits late: its created_at is older than rows committed meanwhile
