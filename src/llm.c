@@ -55,8 +55,22 @@ static void count_fallback(void *arg, const char *from, const char *to);
 static void count_request(void *arg, double seconds);
 static void count_breaker_open(void *arg, const char *model, int failures);
 static void count_tokens(void *arg, const char *model, int64_t sent, int64_t received);
-static void run_loop(PlanLoop *volatile *loopp);
-static void copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools);
+/* The streaming consumer of one mana_ai_llm_complete_stream call. */
+typedef struct StreamState
+{
+	LlmFinishedFn fn;
+	void	   *arg;
+	LlmCall    *calls;
+	PlanMission *missions;
+	bool		tools;
+	bool	   *taken;			/* handed to fn already */
+	int		   *done;			/* scratch for plan_loop_take_finished */
+	int			n;
+} StreamState;
+
+static void run_loop(PlanLoop *volatile *loopp, StreamState *stream);
+static void copy_results(LlmCall *calls, PlanMission *missions, const int *idx,
+						 int ncalls, bool tools);
 
 /*
  * Read the bearer key into key[] (NUL-terminated, trailing whitespace
@@ -273,16 +287,39 @@ report_limits(int in_flight)
 }
 
 /*
- * Step the loop until every conversation has ended.  Between steps the
- * usual interrupt processing runs; when it raises, the caller's PG_CATCH
- * frees the loop, which closes every connection still open.  A pending
- * SIGTERM turns into FATAL (proc_exit, no PG_CATCH), so the loop is
- * freed first.
+ * The calls that ended since the last look, copied out and handed to the
+ * stream's consumer; how long the next wait may be (ms).
+ */
+static int
+hand_over(PlanLoop *loop, StreamState *st)
+{
+	int			k;
+	int			wait;
+
+	if (st->fn == NULL)
+		return STEP_WAIT_MS;
+	k = plan_loop_take_finished(loop, st->done, st->n);
+	copy_results(st->calls, st->missions, st->done, k, st->tools);
+	for (int j = 0; j < k; j++)
+		st->taken[st->done[j]] = true;
+	wait = st->fn(st->arg, st->done, k);
+	return (wait < 0 || wait > STEP_WAIT_MS) ? STEP_WAIT_MS : wait;
+}
+
+/*
+ * Step the loop until every conversation has ended, handing each ended
+ * one to the stream's consumer between steps (never during a wait).
+ * Between steps the usual interrupt processing runs; when it raises, the
+ * caller's PG_CATCH frees the loop, which closes every connection still
+ * open.  A pending SIGTERM turns into FATAL (proc_exit, no PG_CATCH), so
+ * the loop is freed first.
  */
 static void
-run_loop(PlanLoop *volatile *loopp)
+run_loop(PlanLoop *volatile *loopp, StreamState *stream)
 {
-	while (!plan_loop_step(*loopp, STEP_WAIT_MS))
+	int			wait = STEP_WAIT_MS;
+
+	while (!plan_loop_step(*loopp, wait))
 	{
 		report_limits(plan_loop_in_flight(*loopp));
 		if (ProcDiePending || !PostmasterIsAlive())
@@ -299,6 +336,7 @@ run_loop(PlanLoop *volatile *loopp)
 			return;
 		}
 		CHECK_FOR_INTERRUPTS();
+		wait = hand_over(*loopp, stream);
 	}
 	plan_loop_free(*loopp);
 	*loopp = NULL;
@@ -325,12 +363,16 @@ take_text(char **text, const char **error)
 	return out;
 }
 
-/* Move the loop's malloc'd results into palloc'd LlmCall fields. */
+/*
+ * Move the loop's malloc'd results into palloc'd LlmCall fields: of the
+ * calls idx[0..ncalls) names, or of calls[0..ncalls) when idx is NULL.
+ */
 static void
-copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools)
+copy_results(LlmCall *calls, PlanMission *missions, const int *idx, int ncalls, bool tools)
 {
-	for (int i = 0; i < ncalls; i++)
+	for (int j = 0; j < ncalls; j++)
 	{
+		int			i = idx ? idx[j] : j;
 		LlmCall    *c = &calls[i];
 		PlanMission *m = &missions[i];
 		const char *bad = NULL;
@@ -345,6 +387,7 @@ copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools)
 		c->http_status = m->http_status;
 		c->attempts = m->attempts;
 		c->seconds = m->seconds;
+		c->answered_at = m->ended_at;
 		c->error = NULL;
 		c->content = tools ? NULL : take_text(&m->content, &bad);
 		c->plan = take_text(&plan, &bad);
@@ -364,8 +407,10 @@ copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools)
 			mana_ai_metric_observe(MH_PLANNER_ROUNDS, m->rounds);
 	}
 	/* Conversion may raise; every malloc'd byte is already freed. */
-	for (int i = 0; i < ncalls; i++)
+	for (int j = 0; j < ncalls; j++)
 	{
+		int			i = idx ? idx[j] : j;
+
 		if (calls[i].content)
 			calls[i].content = pg_any_to_server(calls[i].content,
 												strlen(calls[i].content), PG_UTF8);
@@ -377,7 +422,23 @@ copy_results(LlmCall *calls, PlanMission *missions, int ncalls, bool tools)
 void
 mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 {
+	mana_ai_llm_complete_stream(calls, ncalls, protocol, NULL, NULL);
+}
+
+double
+mana_ai_llm_now(void)
+{
+	return llm_monotonic_seconds();
+}
+
+void
+mana_ai_llm_complete_stream(LlmCall *calls, int ncalls, int protocol,
+							LlmFinishedFn finished, void *arg)
+{
 	PlanMission *missions;
+	StreamState stream;
+	int		   *rest;
+	int			nrest = 0;
 	PlanLoopConfig cfg;
 	char		names[MANA_AI_MAX_MODELS][MANA_AI_MODEL_NAME_LEN];
 	char		key[KEY_MAX_LEN + 1];
@@ -398,6 +459,15 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 		missions[i].budget_total = calls[i].budget_total;
 	}
 	fill_config(&cfg, protocol, names);
+	memset(&stream, 0, sizeof(stream));
+	stream.fn = finished;
+	stream.arg = arg;
+	stream.calls = calls;
+	stream.missions = missions;
+	stream.tools = cfg.protocol == PLAN_PROTOCOL_TOOLS;
+	stream.taken = palloc0(sizeof(bool) * ncalls);
+	stream.done = palloc(sizeof(int) * ncalls);
+	stream.n = ncalls;
 	memset(&breaker, 0, sizeof(breaker));
 	breaker.threshold = mana_ai_model_breaker_failures;
 	cfg.breaker = &breaker;
@@ -419,7 +489,7 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 			}
 		}
 		else
-			run_loop(&loop);	/* frees the loop and clears loop */
+			run_loop(&loop, &stream);	/* frees the loop and clears loop */
 	}
 	PG_CATCH();
 	{
@@ -438,7 +508,13 @@ mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 	PG_END_TRY();
 
 	log_breaker(&cfg, &breaker);
-	copy_results(calls, missions, ncalls, cfg.protocol == PLAN_PROTOCOL_TOOLS);
+	rest = stream.done;
+	for (int i = 0; i < ncalls; i++)
+		if (!stream.taken[i])
+			rest[nrest++] = i;
+	copy_results(calls, missions, rest, nrest, stream.tools);
+	pfree(stream.taken);
+	pfree(stream.done);
 	pfree(missions);
 }
 

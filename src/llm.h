@@ -35,6 +35,7 @@ typedef struct LlmCall
 	int			http_status;	/* of the last attempt, 0 when none */
 	int			attempts;		/* over every round and model */
 	double		seconds;		/* the whole conversation */
+	double		answered_at;	/* mana_ai_llm_now() when it ended */
 	char	   *error;			/* short reason (NULL when ok); never holds the key */
 	char	   *flags;			/* tools: [{toolName, marker, refused}] the
 								 * injection policy flagged, as JSON; NULL none */
@@ -61,5 +62,26 @@ typedef struct LlmCall
  * interrupts and for an unusable mana_ai.llm_key_file.
  */
 extern void mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol);
+
+/*
+ * Called between the loop's waits with the calls that ended since the
+ * last call (their results filled in, indices into calls[]; k may be 0),
+ * so the caller can commit them while the others are in flight.  It runs
+ * outside any wait: it may open and commit transactions, and raise (the
+ * calls still in flight are then aborted as on a cancel).  It returns how
+ * long, in ms, the loop may wait before calling it again (< 0: no limit).
+ */
+typedef int (*LlmFinishedFn) (void *arg, const int *done, int k);
+
+/*
+ * mana_ai_llm_complete, handing each call to finished as soon as it has
+ * ended; the calls it did not hand over by the time every call has ended
+ * (none, unless finished is NULL) are filled in on return.
+ */
+extern void mana_ai_llm_complete_stream(LlmCall *calls, int ncalls, int protocol,
+										LlmFinishedFn finished, void *arg);
+
+/* A monotonic clock in seconds, the one answered_at is read on. */
+extern double mana_ai_llm_now(void);
 
 #endif

@@ -61,6 +61,8 @@ typedef struct Job
 	bool		written;		/* an iteration (plan or failed) was written */
 	bool		settled;		/* its write-back ran, committed or not */
 	bool		committed;		/* the batch holding its write-back committed */
+	bool		streamed;		/* handed to the write-back as its call ended
+								 * (tick_stream.c), not by the phase after */
 	char	   *settle_error;	/* the write-back's own error (rolled back) */
 	int64		token_total;	/* the agent's maxTokensPerDay, 0: none */
 	char	   *step_notes;		/* steps dropped, refused or flagged (tick_steps.c) */
@@ -98,6 +100,9 @@ typedef struct Tick
 	List	   *batch_jobs;		/* Job *: settled in the open batch */
 	int			batch_missions; /* missions settled in it */
 	TimestampTz batch_started;
+	double	   *commit_ms;		/* per committed plan: its last answer to its
+								 * batch's commit (worker only) */
+	int			n_commit_ms;
 	TimestampTz phase_mark;		/* when the phase being timed began */
 	double		phase_ms[TP_COUNT];
 } Tick;
@@ -142,6 +147,9 @@ extern void tick_record_failure(Tick *t, Job *job);
 extern void tick_settle_failed_batch(Tick *t, List *jobs, const char *error);
 extern void tick_settle_mission(Tick *t, Job *job);
 extern void tick_settle_step(Tick *t, Job *job);
+
+/* tick_stream.c: the LLM phase, each plan written back as it is ready */
+extern void tick_llm_phase(Tick *t);
 
 /* tick_groups.c: SELECT mana_ai_tick()'s write-back, a subtransaction per group */
 extern void tick_settle_grouped(Tick *t);

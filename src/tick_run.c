@@ -5,8 +5,8 @@
  * Phases: lock and record the run; refresh the snapshots; pick the due
  * missions and apply the agent gates; per mission unwrap the grant,
  * resolve the inputs and render the prompt; call the LLM for all of them
- * at once; per mission parse and write back (or count a failure and back
- * off); close the run.  The transactions they run in are tick_xact.c's,
+ * at once, each mission parsed and written back (or its failure counted
+ * and backed off) as soon as its call ends (tick_stream.c); close the run.  The transactions they run in are tick_xact.c's,
  * the run's row tick_runs.c's, the write-back tick_writeback.c's.
  *
  * Owns the order of the phases and the agent gates.  Must never hold a
@@ -413,61 +413,15 @@ share_token_budgets(Tick *t)
 }
 
 /*
- * The calls, or on a cancel the tokens of the rounds answered before it
- * into the jobs, so the failed run still counts them (tick_xact.c).
- */
-static void
-complete_calls(Tick *t, LlmCall *calls, int n)
-{
-	PG_TRY();
-	{
-		mana_ai_llm_complete(calls, n, t->protocol);
-	}
-	PG_CATCH();
-	{
-		int			i = 0;
-		ListCell   *lc;
-
-		foreach(lc, t->jobs)
-			if (((Job *) lfirst(lc))->prepared)
-				((Job *) lfirst(lc))->call->total_tokens = calls[i++].total_tokens;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-/*
- * Every mission's planner conversation at once, all rounds in one multi
- * handle; in the worker no transaction is open here.
+ * Every mission's planner conversation at once (tick_stream.c, which in
+ * the worker writes each plan back as soon as it is ready); in the
+ * worker no transaction is open here.
  */
 static void
 llm_phase(Tick *t)
 {
-	int			n = 0;
-	LlmCall    *calls;
-	int			i = 0;
-	ListCell   *lc;
-
-	foreach(lc, t->jobs)
-		if (((Job *) lfirst(lc))->prepared)
-			n++;
-	if (n == 0)
-		return;
-
 	share_token_budgets(t);
-	calls = palloc0(sizeof(LlmCall) * n);
-	foreach(lc, t->jobs)
-		if (((Job *) lfirst(lc))->prepared)
-			calls[i++] = *((Job *) lfirst(lc))->call;
-
-	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: waiting for the LLM");
-	complete_calls(t, calls, n);
-
-	i = 0;
-	foreach(lc, t->jobs)
-		if (((Job *) lfirst(lc))->prepared)
-			*((Job *) lfirst(lc))->call = calls[i++];
-	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: writing back");
+	tick_llm_phase(t);
 }
 
 /*

@@ -130,10 +130,50 @@ tick_phase_done(Tick *t, TickPhase phase)
 	t->phase_mark = now;
 }
 
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+push_ms_member(JsonbParseState **state, const char *name, double ms)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(float8_numeric,
+														Float8GetDatum(rint(ms * 10.0) / 10.0)));
+	jb_push_value_member(state, name, &v);
+}
+
+/*
+ * commitLatencyMs {n, p50, p95, max}: per plan the worker committed, the
+ * time from its last answer to its batch's commit (nearest rank).
+ */
+static void
+push_commit_latency(JsonbParseState **state, Tick *t)
+{
+	int			n = t->n_commit_ms;
+
+	qsort(t->commit_ms, n, sizeof(double), cmp_double);
+	jb_push_text(state, WJB_KEY, "commitLatencyMs");
+	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+	jb_push_int_member(state, "n", n);
+	push_ms_member(state, "p50", t->commit_ms[(int) ceil(0.50 * n) - 1]);
+	push_ms_member(state, "p95", t->commit_ms[(int) ceil(0.95 * n) - 1]);
+	push_ms_member(state, "max", t->commit_ms[n - 1]);
+	pushJsonbValue(state, WJB_END_OBJECT, NULL);
+}
+
 /*
  * {scannedAt, dueMissionCount, plansProduced, plansWrittenBack,
  * parseFailures, failedIterations, tickRunId, phaseMs {refresh, select,
- * prepare, llm, writeback}, errors[]}
+ * prepare, llm, writeback}, commitLatencyMs {n, p50, p95, max} (the
+ * worker, when it committed a plan), errors[]}
  */
 Jsonb *
 tick_result(Tick *t)
@@ -162,6 +202,8 @@ tick_result(Tick *t)
 		jb_push_value_member(&state, names[i], &v);
 	}
 	pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	if (t->n_commit_ms > 0)
+		push_commit_latency(&state, t);
 	jb_push_text(&state, WJB_KEY, "errors");
 	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	foreach(lc, t->errors)

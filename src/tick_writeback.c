@@ -526,6 +526,8 @@ tick_writeback_phase(Tick *t)
 	foreach(lc, t->jobs)
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (((Job *) lfirst(lc))->streamed)
+			continue;			/* written back as its call ended */
 		tick_batch_open(t);
 		settle_mission(t, (Job *) lfirst(lc));
 		tick_batch_settled(t, (Job *) lfirst(lc));

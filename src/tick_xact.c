@@ -284,8 +284,24 @@ tick_batch_close(Tick *t)
 	if (error != NULL)
 		tick_settle_failed_batch(t, jobs, error);
 	else
+	{
+		double		now = mana_ai_llm_now();
+
 		foreach(lc, jobs)
-			((Job *) lfirst(lc))->committed = true;
+		{
+			Job		   *job = (Job *) lfirst(lc);
+
+			job->committed = true;
+			if (t->mode == TICK_WORKER && job->prepared && job->call->answered_at > 0)
+			{
+				if (t->commit_ms == NULL)
+					t->commit_ms = MemoryContextAlloc(t->cxt, sizeof(double) *
+													  Max(list_length(t->jobs), 1));
+				if (t->n_commit_ms < list_length(t->jobs))
+					t->commit_ms[t->n_commit_ms++] = (now - job->call->answered_at) * 1000.0;
+			}
+		}
+	}
 	list_free(jobs);
 }
 

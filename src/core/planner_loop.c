@@ -63,6 +63,8 @@ struct PlanLoop
 	int			next_new;		/* first mission not started yet */
 	int			in_flight;
 	int			ended;
+	int		   *finished;		/* missions in the order they ended */
+	int			finished_taken;	/* how many plan_loop_take_finished gave out */
 };
 
 static void end_mission(PlanLoop *loop, int i, PlanEnd end);
@@ -123,7 +125,9 @@ plan_loop_create(const PlanLoopConfig *cfg, PlanMission *missions, int n,
 	loop->offered = calloc(slots, sizeof(json_object *));
 	loop->offered_text = calloc(slots, sizeof(char *));
 	loop->ready = calloc(slots, sizeof(int));
-	if (!loop->states || !loop->reqs || !loop->offered || !loop->offered_text || !loop->ready)
+	loop->finished = calloc(slots, sizeof(int));
+	if (!loop->states || !loop->reqs || !loop->offered || !loop->offered_text || !loop->ready ||
+		!loop->finished)
 		goto oom;
 	for (int i = 0; i < n; i++)
 	{
@@ -471,10 +475,13 @@ end_mission(PlanLoop *loop, int i, PlanEnd end)
 	if (st->ended)
 		return;
 	st->ended = true;
+	if (loop->finished)
+		loop->finished[loop->ended] = i;
 	loop->ended++;
 	m->end = end;
+	m->ended_at = llm_monotonic_seconds();
 	if (st->started > 0)
-		m->seconds = llm_monotonic_seconds() - st->started;
+		m->seconds = m->ended_at - st->started;
 	if (loop->cfg.protocol == PLAN_PROTOCOL_TOOLS)
 		m->ok = end != PLAN_END_ABORTED && (m->n_steps > 0 || end == PLAN_END_STOP);
 	else
@@ -531,7 +538,18 @@ plan_loop_free(PlanLoop *loop)
 	free(loop->states);
 	free(loop->reqs);
 	free(loop->ready);
+	free(loop->finished);
 	free(loop);
+}
+
+int
+plan_loop_take_finished(PlanLoop *loop, int *out, int max)
+{
+	int			k = 0;
+
+	while (k < max && loop->finished_taken < loop->ended)
+		out[k++] = loop->finished[loop->finished_taken++];
+	return k;
 }
 
 int

@@ -143,6 +143,7 @@ typedef struct PlanMission
 	int			http_status;	/* of the last call */
 	int			attempts;		/* HTTP attempts over all rounds and models */
 	double		seconds;		/* first call's start to the loop's end */
+	double		ended_at;		/* llm_monotonic_seconds() when it ended */
 	char		reason[48];		/* !ok: a stable code */
 	char		error[256];		/* !ok: for humans; never holds the key */
 	json_object *flags;			/* tools: [{toolName, marker, refused}] of the
@@ -164,6 +165,14 @@ extern PlanLoop *plan_loop_create(const PlanLoopConfig *cfg,
  * and queue next rounds.  True when every mission has ended.
  */
 extern bool plan_loop_step(PlanLoop *loop, int max_wait_ms);
+
+/*
+ * Up to max missions that have ended since the last call, in the order
+ * they ended, into out[] (indices into the missions array): each mission
+ * is given out once, so the caller can settle it while the others are
+ * still in flight (between steps; never from a hook).
+ */
+extern int	plan_loop_take_finished(PlanLoop *loop, int *out, int max);
 
 /* Calls in flight now (for the in-flight gauge). */
 extern int	plan_loop_in_flight(const PlanLoop *loop);

@@ -3,9 +3,11 @@
 # A query cancel during the LLM phase (issue 19): mission m-a's first round
 # is answered (42 tokens) and its second never is; m-b's three rounds are
 # answered (126 tokens).  The worker is cancelled while m-a waits: the tick
-# run is closed as failed and writes no plan, but the rounds that were
-# answered count against the budget: token_usage holds 42 for m-a and 126
-# for m-b, written when the run was closed.  0.2.0 dropped them.
+# run is closed as failed; m-b's plan, ready before the cancel, was
+# committed as soon as it was (the streamed write-back, issue 20) and m-a
+# has none; the rounds that were answered count against the budget once:
+# token_usage holds 42 for m-a (written when the run was closed) and 126
+# for m-b (written with its plan).  0.2.0 dropped them.
 set -euo pipefail
 source tests/lib/common.sh
 source tests/lib/faults.sh
@@ -36,7 +38,8 @@ run=$(q mana_sync -c "SELECT id FROM mana_ai.tick_runs WHERE status = 'running' 
 set_guc mana_ai.enabled off           # no later tick may plan (and count) the missions again
 q postgres -c "SELECT pg_cancel_backend($pid)" >/dev/null
 poll_until 10 mana_sync "SELECT status FROM mana_ai.tick_runs WHERE id = $run" failed || fail "the run was not closed as failed"
-[ "$(q mana_sync -c "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner'")" = 0 ] || fail "the cancelled tick wrote a plan"
+[ "$(q mana_sync -c "SELECT string_agg(record_id, ',') FROM sync_changes WHERE client_id = 'mana-ai-runner'")" = m-b ] \
+    || fail "runner rows of the cancelled tick: '$(q mana_sync -c "SELECT string_agg(record_id, ',') FROM sync_changes WHERE client_id = 'mana-ai-runner'")' (want m-b's plan, committed before the cancel, alone)"
 got=$(q mana_sync -c "SELECT string_agg(u.mission_id || ':' || u.tokens, ',' ORDER BY u.mission_id)
                        FROM mana_ai.token_usage u, mana_ai.tick_runs t
                       WHERE t.id = $run AND u.ts BETWEEN t.started_at AND t.finished_at")
