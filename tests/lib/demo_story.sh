@@ -36,7 +36,7 @@ q postgres -c "CREATE ROLE mana_runner LOGIN NOBYPASSRLS" >/dev/null
 echo "mana_ai runs Mana's AI missions inside PostgreSQL: a background worker reads the sync"
 echo "server's event log (sync_changes), folds it into each user's missions and agents, and every"
 echo "tick plans the missions that are due: it asks an LLM (here a mock on loopback) for steps and"
-echo "writes them back into sync_changes as a new iteration the user reviews in the app."
+echo "writes them back into sync_changes as a new iteration, whose steps the web app executes at once."
 echo
 echo "== 1. the world: loaded while the worker is paused (mana_ai.enabled = off)"
 echo "   tests/fixtures/demo_data.sql (five users' history, as the web app wrote it),"
@@ -94,7 +94,7 @@ echo "== 3. what did the worker plan, for whom, with which tools?"
 echo "   every mission a tick ran (mana_ai.mission_runs, decision = ran), the agent that ran it"
 echo "   (mana_ai.agents; none: the user's default agent Mana) and the steps of the iteration it"
 echo "   wrote back (mana_ai.mission_snapshots, superuser only: the record holds the plan);"
-echo "   each step is a proposal the user reviews, a call of one tool of mana_ai.tools"
+echo "   each step, a call of one tool of mana_ai.tools, runs as soon as a device of the user takes the iteration"
 echo "   (the mock LLM answers every mission alike: one create_task call, \"Mock title r1.1\";"
 echo "   a real model plans from the prompt, as section 5 shows one)"
 ask <<'SQL'
