@@ -363,7 +363,7 @@ mana_ai_define_gucs(void)
 							&mana_ai_writeback_batch_size, 32, 1, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mana_ai.writeback_batch_time",
-							"Longest time the worker keeps one write-back transaction open.",
+							"Longest time a finished plan waits for its write-back batch to commit (the worker streams its write-backs).",
 							NULL, &mana_ai_writeback_batch_time, 100, 1, 60 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("mana_ai.refresh_lock_timeout",

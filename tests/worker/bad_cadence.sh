@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.max_attempts=3 -o mana_ai.role=mana_runner
+# cluster: --preload -o mana_ai.tick_interval=1 -o mana_ai.max_attempts=3 -o mana_ai.role=mana_runner -o mana_ai.writeback_batch_time=10000
 # Missions the write-back cannot finish (issue 11, "a bad cadence
 # re-plans forever"), with the worker and the mock LLM:
 #  - a cadence next_run_at refuses (everyMinutes 0, a cron with a minute
@@ -11,8 +11,10 @@
 #    raises for the runner's rows of two missions) counts the tokens
 #    spent and backs off: the LLM gets one call per attempt, never while
 #    the mission backs off, and an agent's maxTokensPerDay stops it;
-#  - the other missions of the same ticks are planned, all of that tick's
-#    write-backs committed by one batch transaction.
+#  - the other missions of the same ticks are planned, their plans
+#    committed by the same batch transaction as the refused write-backs
+#    (writeback_batch_time 10 s: the streamed batch fills until the last
+#    call ends; the failures caught before any call are written after it).
 set -euo pipefail
 source tests/lib/common.sh
 source tests/lib/faults.sh
@@ -109,10 +111,12 @@ for m in m-ok m-ok-cron; do
         || fail "$m was not planned once"
 done
 [ "$(q mana_sync -c "SELECT plans_written_back FROM mana_ai.tick_runs WHERE id = $first")" = 2 ] || fail "the first tick did not plan m-ok and m-ok-cron"
-# One batch (mana_ai.writeback_batch_size 32): the four rows of that tick
-# were committed by one transaction, which the refused write-backs of the
-# same batch did not undo.
-[ "$(q mana_sync -c "SELECT count(DISTINCT created_at) || '|' || count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner'")" = "1|4" ] \
+# One streamed batch (writeback_batch_size 32, writeback_batch_time 10 s)
+# held the four missions that called the LLM: the plans of m-ok and
+# m-ok-cron were committed by one transaction, which the refused
+# write-backs of the same batch did not undo; the bad cadences' failed
+# iterations make the tick's four rows.
+[ "$(q mana_sync -c "SELECT count(DISTINCT created_at) FILTER (WHERE record_id IN ('m-ok', 'm-ok-cron')) || '|' || count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner'")" = "1|4" ] \
     || fail "the first tick's write-backs were not committed together: $(q mana_sync -c "SELECT string_agg(record_id || '@' || created_at, ', ') FROM sync_changes WHERE client_id = 'mana-ai-runner'")"
 echo "m-ok and m-ok-cron planned in that tick, in one batch with the failed iterations"
 
