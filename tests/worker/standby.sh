@@ -52,7 +52,7 @@ poll_until 30 mana_sync "SELECT count(*) >= 3 FROM mana_ai.tick_runs WHERE id > 
     || fail "the primary stopped ticking"
 last=$(q mana_sync -c "SELECT max(id) FROM mana_ai.tick_runs")
 deadline=$((SECONDS + 30))
-until [ "$(sq "SELECT count(*) FROM mana_ai.tick_runs WHERE id >= $last" 2>/dev/null)" = 1 ]; do
+until [ "$(sq "SELECT count(*) >= 1 FROM mana_ai.tick_runs WHERE id >= $last" 2>/dev/null)" = t ]; do
     [ $SECONDS -lt $deadline ] || fail "the standby did not replay the primary's ticks"
     sleep 0.2
 done
