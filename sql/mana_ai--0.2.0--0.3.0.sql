@@ -246,7 +246,7 @@ DROP TABLE mana_ai.upgrade_saved_acls;
 -- mission_runs_of_every_user(), no longer to pg_monitor members (which
 -- also brought pg_read_all_settings).  After the update, GRANT EXECUTE ON
 -- FUNCTION mana_ai.mission_runs_of_every_user() TO the operator's role
--- (README, "Upgrading").
+-- (README, "Upgrade").
 CREATE FUNCTION mana_ai.mission_runs_of_every_user() RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN true;
@@ -263,7 +263,7 @@ SELECT pg_catalog.pg_extension_config_dump('mana_ai.mission_slots', '');
 -- ---- the worker's role cannot exfiltrate through the tick (issue 19) ----
 -- The tick's one write into sync_changes (62_runner_write.sql): the
 -- worker's role loses its INSERT on public.sync_changes (the DBA's
--- REVOKE, README "Upgrading to 0.3.0"), and the refresh takes only
+-- REVOKE, README "Upgrade"), and the refresh takes only
 -- iterations (seed: and updatedAt/nextRunAt) from the runner's rows.
 -- The slots taken by a tick, valid in the transaction (xact) that took
 -- them; append_runner_iteration consumes the row.  No role but the owner
