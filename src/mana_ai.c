@@ -12,7 +12,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "guc.h"
+#include "ops/guc.h"
 #include "mana_ai.h"
 
 PG_MODULE_MAGIC;
