@@ -28,8 +28,8 @@
 #include "utils/backend_status.h"
 #include "utils/syscache.h"
 
+#include "ops/drop_database.h"
 #include "ops/guc.h"
-#include "mana_ai.h"
 #include "ops/shmem.h"
 #include "shared/pg_compat.h"
 

@@ -26,4 +26,18 @@ typedef struct ManaAiShared
 
 extern ManaAiShared *mana_ai_shared;
 
+/*
+ * A module's own part of the shared memory: its size, added to the
+ * request, and its attach, called at startup under AddinShmemInitLock
+ * once mana_ai_shared is set.  _PG_init passes the metrics' part in.
+ */
+typedef struct ManaAiShmemPart
+{
+	Size		(*size) (void);
+	void		(*attach) (void);
+} ManaAiShmemPart;
+
+/* _PG_init, when preloaded: hook the request and the startup of ManaAiShared and part. */
+extern void mana_ai_shmem_init(const ManaAiShmemPart *part);
+
 #endif
