@@ -4,7 +4,8 @@
  * (SPEC 3): its driver.
  *
  * Owns the refresh cursor ("horizon"), the memory of rows applied inside
- * the uncertainty window, and the order of one refresh.  Design (see
+ * the uncertainty window, the refresh locks' bounded wait, and the order
+ * of one refresh.  Design (see
  * docs/projections.md):
  *   - created_at is the inserting transaction's start, so the horizon
  *     never passes the start of a transaction still in progress
@@ -36,15 +37,59 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "ops/guc.h"
 #include "ops/metrics.h"
 #include "projection/snapshot.h"
 #include "projection/snapshot_internal.h"
 #include "projection/sync_format.h"
 #include "shared/spi_plans.h"
-#include "tick/tick_lock.h"
+
+/*
+ * The refresh locks: one refresh at a time, in a fixed order (missions,
+ * then agents: the order of the proxy's adopt step too).  They are row
+ * locks on mana_ai.snapshot_horizon, which only roles with UPDATE on it
+ * (mana_ai's own) can take.  Waits at most mana_ai.refresh_lock_timeout,
+ * then counts, logs and fails the refresh.
+ */
+static void
+refresh_lock_take(const char *sql)
+{
+	int			nest = NewGUCNestLevel();
+	char		timeout[32];
+	MemoryContext cxt = CurrentMemoryContext;
+
+	snprintf(timeout, sizeof(timeout), "%d", mana_ai_refresh_lock_timeout);
+	(void) set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "mana_ai refresh: could not take the refresh locks");
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		mana_ai_metric_inc(MC_LOCK_TIMEOUTS, 1);
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("mana_ai refresh: gave up waiting for the refresh locks after %d ms",
+						mana_ai_refresh_lock_timeout),
+				 errdetail("Another session holds a row of mana_ai.snapshot_horizon (another refresh, or a session of a role with UPDATE on it)."),
+				 errhint("See pg_locks for the holder; the next tick tries again (mana_ai.refresh_lock_timeout).")));
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nest);
+}
 
 /*
  * The horizon this refresh may move to: the oldest start of a transaction

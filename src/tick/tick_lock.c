@@ -1,5 +1,5 @@
 /*
- * tick_lock.c: the tick lock and the refresh's bounded lock wait.
+ * tick_lock.c: the tick lock.
  *
  * One tick per database.  Before 0.3.0 the tick lock was an advisory lock
  * on a fixed key, which any login can take, so any login could make every
@@ -13,28 +13,19 @@
  * transactions (the user lock method keeps it across an abort, where a
  * default-method session lock would be dropped); transaction-level from
  * SQL.  A holder shows in pg_locks with its pid, which is how the worker
- * tells a live run from one a crash left (worker.c).
- *
- * The refresh locks are row locks on mana_ai.snapshot_horizon (only roles
- * with UPDATE on it, mana_ai's own, can take them), waited for at most
- * mana_ai.refresh_lock_timeout; a timeout is counted and logged.  Must
- * never wait without bound, and never leave the worker's session lock
- * held after its tick.
+ * tells a live run from one a crash left (worker.c).  The refresh's own
+ * locks are snapshot_refresh.c's.  Must never wait without bound, and
+ * never leave the worker's session lock held after its tick.
  */
 #include "postgres.h"
 
 #include "catalog/namespace.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 
-#include "ops/guc.h"
-#include "ops/metrics.h"
-#include "shared/spi_plans.h"
 #include "tick/tick_internal.h"
 #include "tick/tick_lock.h"
 
@@ -108,47 +99,6 @@ tick_lock_release_after_error(void)
 {
 	session_held = false;
 	LockReleaseSession(USER_LOCKMETHOD);
-}
-
-/*
- * The refresh locks: one refresh at a time, in a fixed order (missions,
- * then agents: the order of the proxy's adopt step too).  Waits at most
- * mana_ai.refresh_lock_timeout, then counts, logs and fails the refresh.
- */
-void
-refresh_lock_take(const char *sql)
-{
-	int			nest = NewGUCNestLevel();
-	char		timeout[32];
-	MemoryContext cxt = CurrentMemoryContext;
-
-	snprintf(timeout, sizeof(timeout), "%d", mana_ai_refresh_lock_timeout);
-	(void) set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	PG_TRY();
-	{
-		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "mana_ai refresh: could not take the refresh locks");
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			PG_RE_THROW();
-		FlushErrorState();
-		mana_ai_metric_inc(MC_LOCK_TIMEOUTS, 1);
-		ereport(ERROR,
-				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-				 errmsg("mana_ai refresh: gave up waiting for the refresh locks after %d ms",
-						mana_ai_refresh_lock_timeout),
-				 errdetail("Another session holds a row of mana_ai.snapshot_horizon (another refresh, or a session of a role with UPDATE on it)."),
-				 errhint("See pg_locks for the holder; the next tick tries again (mana_ai.refresh_lock_timeout).")));
-	}
-	PG_END_TRY();
-	AtEOXact_GUC(true, nest);
 }
 
 /*
