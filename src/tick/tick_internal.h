@@ -1,7 +1,7 @@
 /*
- * tick_internal.h: what the files of one tick share (tick_run.c,
- * tick_xact.c, tick_runs.c, tick_writeback.c).  Not for other modules:
- * they use tick.h.
+ * tick_internal.h: what the files of one tick share (tick_run.c and the
+ * files it calls, declared below from the top down: each calls only those
+ * under it).  Not for other modules: they use tick.h.
  */
 #ifndef MANA_AI_TICK_INTERNAL_H
 #define MANA_AI_TICK_INTERNAL_H
@@ -50,7 +50,7 @@ typedef struct Job
 
 	/*
 	 * How the write-back ended, set by tick_writeback.c and final when
-	 * tick_writeback_phase has settled the mission: "planned" (an
+	 * tick_settle.c has settled the mission: "planned" (an
 	 * iteration with the plan), "failed" (a failed iteration), "retry" (a
 	 * backoff row), "stale" (the slot was no longer nextRunAt: nothing
 	 * written) or "error" (nothing could be saved but the tokens).
@@ -96,7 +96,7 @@ typedef struct Tick
 	List	   *errors;			/* char * */
 	List	   *jobs;			/* Job *: the missions taken */
 	List	   *considered;		/* Job *: every due mission, taken or not */
-	bool		batch_open;		/* a write-back batch is open (tick_xact.c) */
+	bool		batch_open;		/* a write-back batch is open (tick_batch.c) */
 	List	   *batch_jobs;		/* Job *: settled in the open batch */
 	int			batch_missions; /* missions settled in it */
 	TimestampTz batch_started;
@@ -107,20 +107,30 @@ typedef struct Tick
 	double		phase_ms[TP_COUNT];
 } Tick;
 
-/* tick_xact.c: the tick lock and the transactions the phases run in */
-extern bool tick_lock_try(TickMode mode);	/* tick_lock.c */
-extern void tick_lock_release(void);
-extern void tick_unit_begin(Tick *t);
-extern void tick_unit_commit(Tick *t);
-extern bool tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job,
-							  char **error);
-extern bool tick_run_sub(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error);
+/* tick_stream.c: the LLM phase, each plan written back as it is ready */
+extern void tick_llm_phase(Tick *t);
+
+/* tick_groups.c: SELECT mana_ai_tick()'s write-back, a subtransaction per group */
+extern void tick_settle_grouped(Tick *t);
+
+/* tick_batch.c: the worker's write-back batches */
 extern void tick_batch_open(Tick *t);
 extern void tick_batch_settled(Tick *t, Job *job);
 extern void tick_batch_close(Tick *t);
-pg_noreturn extern void tick_fail_worker_run(Tick *t);
-extern void tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
-					  int expected, const char *what);
+
+/* tick_settle.c: one mission parsed and written back, or its failure backed off */
+extern void tick_settle_mission(Tick *t, Job *job);
+extern void tick_settle_step(Tick *t, Job *job);
+extern void tick_settle_failed_batch(Tick *t, List *jobs, const char *error);
+extern void tick_count_uncommitted_tokens(Tick *t);
+
+/* tick_writeback.c: the iteration written back, the failure, the tokens */
+extern bool tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error);
+extern void tick_record_failure(Tick *t, Job *job);
+extern void tick_count_tokens(Tick *t, Job *job);
+
+/* tick_steps.c: log, count and note the flagged and dropped steps. */
+extern void tick_note_steps(Job *job, const char *flags_json, const char *dropped_json);
 
 /* tick_runs.c: the tick's row in mana_ai.tick_runs and its result */
 extern void tick_runs_insert(Tick *t, const char *status);
@@ -133,28 +143,19 @@ extern Jsonb *tick_result(Tick *t);
 /* tick_mission_runs.c: the tick's rows in mana_ai.mission_runs */
 extern void tick_mission_runs_record(Tick *t, const char *tick_error);
 extern void tick_mission_runs_record_quietly(Tick *t, const char *tick_error);
-/* tick_run.c: parse one mission's answer and write it back, or its failure */
-extern void tick_settle_job(Tick *t, Job *job);
 
-/* tick_writeback.c: a mission's tokens against its agent's budget */
-extern void tick_count_tokens(Tick *t, Job *job);
-extern void tick_count_uncommitted_tokens(Tick *t);
+/* tick_xact.c: the transactions the phases run in */
+extern void tick_unit_begin(Tick *t);
+extern void tick_unit_commit(Tick *t);
+extern char *tick_unit_try_commit(Tick *t);
+extern bool tick_run_isolated(Tick *t, void (*fn) (Tick *, Job *), Job *job,
+							  char **error);
+extern bool tick_run_sub(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error);
+extern void tick_exec(Tick *t, const char *sql, int nargs, Oid *types, Datum *values,
+					  int expected, const char *what);
 
-/* tick_writeback.c: the iteration written back, or the failure backed off */
-extern void tick_writeback_phase(Tick *t);
-extern bool tick_write_iteration(Tick *t, Job *job, Jsonb *plan, Jsonb *error);
-extern void tick_record_failure(Tick *t, Job *job);
-extern void tick_settle_failed_batch(Tick *t, List *jobs, const char *error);
-extern void tick_settle_mission(Tick *t, Job *job);
-extern void tick_settle_step(Tick *t, Job *job);
-
-/* tick_stream.c: the LLM phase, each plan written back as it is ready */
-extern void tick_llm_phase(Tick *t);
-
-/* tick_groups.c: SELECT mana_ai_tick()'s write-back, a subtransaction per group */
-extern void tick_settle_grouped(Tick *t);
-
-/* tick_steps.c: log, count and note the flagged and dropped steps. */
-extern void tick_note_steps(Job *job, const char *flags_json, const char *dropped_json);
+/* tick_lock.c: one tick per database */
+extern bool tick_lock_try(TickMode mode);
+extern void tick_lock_release(void);
 
 #endif

@@ -6,15 +6,19 @@
  * missions and apply the agent gates; per mission unwrap the grant,
  * resolve the inputs and render the prompt; call the LLM for all of them
  * at once, each mission parsed and written back (or its failure counted
- * and backed off) as soon as its call ends (tick_stream.c); close the run.  The transactions they run in are tick_xact.c's,
- * the run's row tick_runs.c's, the write-back tick_writeback.c's.
+ * and backed off) as soon as its call ends (tick_stream.c); close the run.
+ * The transactions they run in are tick_xact.c's, the run's row
+ * tick_runs.c's, each mission's write-back tick_settle.c's (in the
+ * worker's batches, tick_batch.c, or from SQL in groups, tick_groups.c).
  *
- * Owns the order of the phases and the agent gates.  Must never hold a
+ * Owns the order of the phases, the agent gates, and what the worker does
+ * when an error ends its tick.  Must never hold a
  * transaction across the LLM phase in the worker, and never keep an MDK
  * beyond the mission it was unwrapped for (the resolvers wipe it).
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -38,6 +42,7 @@
 #include "tick/schedule.h"
 #include "tick/tick.h"
 #include "tick/tick_internal.h"
+#include "tick/tick_lock.h"
 
 #define LEGACY_AGENT_ID	"legacy:ai-default"
 
@@ -65,6 +70,8 @@ static void refresh_phase(Tick *t);
 static void select_phase(Tick *t);
 static void prepare_job(Tick *t, Job *job);
 static void llm_phase(Tick *t);
+static void writeback_phase(Tick *t);
+pg_noreturn static void fail_worker_run(Tick *t);
 static HTAB *agent_table(Tick *t, const char *name, Size entrysize);
 static char *agent_key(const char *user_id, const char *agent_id);
 static char *keep_prompt(Tick *t, const char *text);
@@ -139,7 +146,7 @@ run_tick(TickMode mode, MemoryContext cxt)
 		tick_phase_done(t, TP_PREPARE);
 		llm_phase(t);
 		tick_phase_done(t, TP_LLM);
-		tick_writeback_phase(t);
+		writeback_phase(t);
 		tick_phase_done(t, TP_WRITEBACK);
 		tick_unit_begin(t);
 		result = tick_result(t);
@@ -150,7 +157,7 @@ run_tick(TickMode mode, MemoryContext cxt)
 	{
 		mana_ai_planner_tick_end();
 		if (mode == TICK_WORKER)
-			tick_fail_worker_run(t); /* does not return */
+			fail_worker_run(t); /* does not return */
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -425,65 +432,76 @@ llm_phase(Tick *t)
 }
 
 /*
- * The plan of a mission whose conversation ended well: the tools loop's
- * own (validated round by round), or the json answer's strict parse with
- * each step judged as a tool call (an invalid one dropped, as the tools
- * loop never plans one).
- * NULL with the reason in job->fail_* when the answer is no plan.
+ * Write back every mission taken in this tick that the LLM phase has not
+ * (tick_stream.c streams them in the worker): from SQL in groups, one
+ * subtransaction each (tick_groups.c); in the worker in batches
+ * (tick_batch.c), each mission in its own subtransaction, a batch's
+ * missions committed together.  A crash before a batch commits loses the
+ * whole batch, whose slots are then still due and are planned again; a
+ * committed batch has moved every slot it wrote on, so no slot is ever
+ * written twice.
  */
-static Jsonb *
-job_plan(Tick *t, Job *job)
+static void
+writeback_phase(Tick *t)
 {
-	Jsonb	   *parsed;
-	char	   *ok;
+	ListCell   *lc;
 
-	if (t->protocol == MANA_AI_PROTOCOL_TOOLS)
-		return jb_from_cstring(job->call->plan);
-	parsed = mana_ai_parse_plan_checked(job->call->content, job->agent);
-	tick_note_steps(job, jb_member_text(parsed, "flags"), jb_member_text(parsed, "dropped"));
-	ok = jb_member_text(parsed, "ok");
-	if (ok != NULL && strcmp(ok, "true") == 0)
-		return jb_member_object(parsed, "plan");
-	job->fail_message = jb_member_text(parsed, "reason");
-	return NULL;
+	if (t->mode == TICK_SQL)
+	{
+		tick_settle_grouped(t);	/* one transaction: bounded subtransaction ids */
+		return;
+	}
+	foreach(lc, t->jobs)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (((Job *) lfirst(lc))->streamed)
+			continue;			/* written back as its call ended */
+		tick_batch_open(t);
+		tick_settle_mission(t, (Job *) lfirst(lc));
+		tick_batch_settled(t, (Job *) lfirst(lc));
+	}
+	tick_batch_close(t);
 }
 
 /*
- * Parse and write back one mission, or count its failure (SPEC 4.7-4.10);
- * tick_writeback_phase calls it in the mission's own subtransaction.
+ * An error ended the worker's tick (a phase's query failed, the LLM key
+ * file is unusable, a cancel): undo the open transaction, let go of the
+ * tick lock (the only session-level lock the worker takes), and
+ * close the run as failed with the error, so it does not stay "running"
+ * until the next restart, keeping what it decided per mission
+ * (mission_runs).  Then the error goes on up to the worker loop,
+ * which logs it and tries again later.  From SQL none of this is needed:
+ * the caller's transaction takes the run row and the lock with it.
  */
-void
-tick_settle_job(Tick *t, Job *job)
+static void
+fail_worker_run(Tick *t)
 {
-	Jsonb	   *plan = NULL;
+	ErrorData  *edata;
 
-	if (job->prepared && job->call->flags != NULL)
-		tick_note_steps(job, job->call->flags, NULL);	/* the tools loop's */
-	if (job->prepared && !job->call->ok && !job->call->answered)
-	{
-		job->fail_phase = "calling-llm";
-		job->fail_name = "LlmError";
-		job->fail_message = job->call->error ? job->call->error : "planner call failed";
-	}
-	else if (job->prepared && !job->call->ok)
-		job->fail_message = job->call->error;	/* answered, but no plan */
-	else if (job->fail_phase == NULL)
-		plan = job_plan(t, job);
+	MemoryContextSwitchTo(t->cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	tick_lock_release_after_error();
+	t->batch_open = false;		/* the open batch, if any, was just undone */
 
-	if (job->fail_phase == NULL && plan == NULL)
+	PG_TRY();
 	{
-		t->parse_failures++;
-		job->fail_phase = "parsing-response";
-		job->fail_name = "ParseError";
+		tick_unit_begin(t);
+		tick_runs_mark_failed(t->run_id, edata->message ? edata->message : "error");
+		tick_count_uncommitted_tokens(t);
+		tick_mission_runs_record_quietly(t, edata->message);
+		tick_unit_commit(t);
 	}
-	if (job->fail_phase == NULL)
+	PG_CATCH();
 	{
-		t->produced++;
-		if (tick_write_iteration(t, job, plan, NULL))
-			t->written++;
-		return;
+		/* Nothing more to save: the original error is the one to report. */
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
 	}
-	tick_record_failure(t, job);
+	PG_END_TRY();
+	MemoryContextSwitchTo(t->cxt);
+	ReThrowError(edata);
 }
 
 /* ------------------------------------------------------------ small helpers */

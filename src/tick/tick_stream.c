@@ -8,8 +8,8 @@
  * What is left pending when the last call ends is committed then.
  *
  * Owns the LLM phase's orchestration: which mission is written back
- * when.  The write itself is tick_writeback.c's (settle_mission, the
- * same subtransaction per mission), the batch's transaction tick_xact.c's.
+ * when.  The write itself is tick_settle.c's (settle_mission, the same
+ * subtransaction per mission), the batch tick_batch.c's.
  * Must never leave a transaction open when it gives control back to the
  * loop (no transaction across a wait on the network): a flush opens,
  * fills and commits its batches before it returns.  From SQL (the

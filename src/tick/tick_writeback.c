@@ -2,20 +2,19 @@
  * tick_writeback.c: what a tick writes for one mission (SPEC 1.3, 1.4,
  * 4.8-4.10): the new iteration and the next slot, or the failure.
  *
- * Owns the write-back phase (each mission settled in its own
- * subtransaction of a batch, every error of that step routed to the
- * failure path, so tokens spent are always counted and a failing mission
- * always backs off), the sync_changes row that appends an iteration (as
- * the owning agent, under the user's scope, since 0.3.0 through the
+ * Owns the sync_changes row that appends an iteration (as the owning
+ * agent, under the user's scope, since 0.3.0 through the
  * claim_runner_slot / append_runner_iteration pair: the worker's role has
- * no INSERT on sync_changes, issue 19), the slot check that makes a
- * crash or a second planner never yield two iterations for one slot, the
- * token usage, and the backoff in mana_ai.mission_attempts that ends in a
+ * no INSERT on sync_changes, issue 19), the slot check that makes a crash
+ * or a second planner never yield two iterations for one slot, the token
+ * usage, and the backoff in mana_ai.mission_attempts that ends in a
  * failed iteration after mana_ai.max_attempts.  In the current sync
  * format (SPEC 11.2) the row carries the iterations alone and the next
- * slot goes to mana_ai.mission_slots.  Must never write a row for a slot
- * that is no longer the mission's next slot, never write anything but
- * iterations into a current-format record, and never build SQL from data.
+ * slot goes to mana_ai.mission_slots.  In which subtransaction each of
+ * these runs, and what follows when one raises, is tick_settle.c's.  Must
+ * never write a row for a slot that is no longer the mission's next slot,
+ * never write anything but iterations into a current-format record, and
+ * never build SQL from data.
  */
 #include "postgres.h"
 
@@ -23,7 +22,6 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
@@ -377,203 +375,4 @@ tick_record_failure(Tick *t, Job *job)
 	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
 	tick_add_error(t, "mission %s: %s: %s", job->mission_id, job->fail_phase,
 				   job->fail_message ? job->fail_message : "failed");
-}
-
-/* ------------------------------------------------------------ the phase */
-
-/* The steps of settling one mission; each counts the tokens first. */
-static void
-settle_step(Tick *t, Job *job)
-{
-	tick_count_tokens(t, job);
-	tick_settle_job(t, job);
-}
-
-static void
-failure_step(Tick *t, Job *job)
-{
-	tick_count_tokens(t, job);
-	tick_record_failure(t, job);
-}
-
-/*
- * Settle one mission.  If the write-back raises (a trigger, a constraint,
- * a cadence that changed since the prepare), its step is undone and the
- * mission takes the failure path instead (phase finalizing): a backoff
- * row, or the failed iteration after mana_ai.max_attempts; if that raises
- * too, the backoff alone; if even that cannot be saved, the tokens alone.
- * So the tokens spent are always counted and the LLM is never called on
- * every tick for a mission whose write-back keeps failing.
- */
-static void
-settle_mission(Tick *t, Job *job)
-{
-	char	   *error = NULL;
-	char	   *why;
-
-	job->outcome = NULL;
-	job->settled = true;		/* its mission_runs row says how */
-	if (tick_run_sub(t, settle_step, job, &error))
-		return;
-	job->written = false;		/* whatever the step wrote was undone */
-	if (job->fail_phase == NULL)
-	{
-		/* The plan's write-back failed: record that as the failure. */
-		job->fail_phase = "finalizing";
-		job->fail_name = "WriteBackError";
-		job->fail_message = error;
-		job->outcome = NULL;
-		if (tick_run_sub(t, failure_step, job, &error))
-			return;
-	}
-	/* Recording the failure failed: the backoff, with no row written. */
-	job->backoff_only = true;
-	job->outcome = NULL;
-	if (tick_run_sub(t, failure_step, job, &error))
-		return;
-	why = error;
-	job->outcome = "error";
-	job->written = false;
-	if (!tick_run_sub(t, tick_count_tokens, job, &error))
-		why = psprintf("%s; its tokens were not counted: %s", why, error);
-	job->settle_error = why;
-	tick_add_error(t, "mission %s: %s", job->mission_id, why);
-	mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
-}
-
-/*
- * The worker's batch holding these missions did not commit: everything
- * it wrote is undone.  Each mission takes the failure path in a
- * transaction of its own (attempt counted, its tokens counted once, a
- * failed iteration after mana_ai.max_attempts), the same ladder as
- * settle_mission, and the tick counts no write that was undone.
- */
-void
-tick_settle_failed_batch(Tick *t, List *jobs, const char *error)
-{
-	ListCell   *lc;
-
-	foreach(lc, jobs)
-	{
-		Job		   *job = (Job *) lfirst(lc);
-		char	   *why = NULL;
-		bool		stale = job->outcome != NULL && strcmp(job->outcome, "stale") == 0;
-
-		CHECK_FOR_INTERRUPTS();
-		if (job->written && job->fail_phase == NULL)
-			t->written--;
-		else if (job->written)
-			t->failed_iterations--;
-		job->written = false;
-		if (job->fail_phase == NULL && !stale)
-		{
-			job->fail_phase = "finalizing";
-			job->fail_name = "WriteBackError";
-			job->fail_message = psprintf("the write-back batch did not commit: %s", error);
-		}
-		job->outcome = NULL;
-		job->backoff_only = false;
-		if (!stale && job->settle_error == NULL)
-		{
-			if (tick_run_isolated(t, failure_step, job, &why))
-			{
-				job->committed = true;
-				continue;
-			}
-			job->backoff_only = true;
-			job->outcome = NULL;
-			if (tick_run_isolated(t, failure_step, job, &why))
-			{
-				job->committed = true;
-				continue;
-			}
-		}
-		job->outcome = stale ? "stale" : "error";
-		if (tick_run_isolated(t, tick_count_tokens, job, &why))
-			job->committed = true;
-		else
-			elog(WARNING, "mana_ai: could not count the tokens of mission %s: %s",
-				 job->mission_id, why);
-		if (!stale)
-		{
-			job->settle_error = job->settle_error ? job->settle_error :
-				psprintf("the write-back batch did not commit: %s", error);
-			tick_add_error(t, "mission %s: %s", job->mission_id, job->settle_error);
-			mana_ai_metric_inc(MC_MISSION_ERRORS, 1);
-		}
-	}
-}
-
-/*
- * Write back every mission taken in this tick, in batches (tick_xact.c):
- * each mission in its own subtransaction, a batch's missions committed
- * together.  A crash before a batch commits loses the whole batch, whose
- * slots are then still due and are planned again; a committed batch has
- * moved every slot it wrote on, so no slot is ever written twice.
- * job->outcome is final when settle_mission returns: the one place each
- * mission's outcome is known.
- */
-void
-tick_writeback_phase(Tick *t)
-{
-	ListCell   *lc;
-
-	if (t->mode == TICK_SQL)
-	{
-		tick_settle_grouped(t);	/* one transaction: bounded subtransaction ids */
-		return;
-	}
-	foreach(lc, t->jobs)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (((Job *) lfirst(lc))->streamed)
-			continue;			/* written back as its call ended */
-		tick_batch_open(t);
-		settle_mission(t, (Job *) lfirst(lc));
-		tick_batch_settled(t, (Job *) lfirst(lc));
-	}
-	tick_batch_close(t);
-}
-
-/*
- * An error ended the worker's tick and undid the open batch, if any: its
- * missions' write-backs, backoffs and token rows are gone, and the
- * missions it never reached wrote nothing.  Their slots are still due and
- * will be planned again, so the iterations are not lost; but the tokens
- * their LLM calls spent must still count, here in the transaction that
- * marks the run failed, and their mission_runs rows must not claim a
- * write that was undone.
- */
-void
-tick_count_uncommitted_tokens(Tick *t)
-{
-	ListCell   *lc;
-
-	foreach(lc, t->jobs)
-	{
-		Job		   *job = (Job *) lfirst(lc);
-		char	   *error = NULL;
-
-		CHECK_FOR_INTERRUPTS();
-		if (job->committed)
-			continue;
-		job->settled = false;
-		job->written = false;
-		if (job->prepared && !tick_run_sub(t, tick_count_tokens, job, &error))
-			elog(WARNING, "mana_ai: could not count the tokens of mission %s: %s",
-				 job->mission_id, error);
-	}
-}
-
-/* For tick_groups.c: one mission's whole ladder, and its first step alone. */
-void
-tick_settle_mission(Tick *t, Job *job)
-{
-	settle_mission(t, job);
-}
-
-void
-tick_settle_step(Tick *t, Job *job)
-{
-	settle_step(t, job);
 }

@@ -1,33 +1,26 @@
 /*
- * tick_xact.c: the transactions a tick runs in, and its lock.
+ * tick_xact.c: the transactions a tick runs in.
  *
  * In the worker every phase is its own short transaction (tick_unit_*),
- * each mission's prepare its own transaction (tick_run_isolated), and the
- * write-backs are batched: one transaction holds the write-backs of up to
- * mana_ai.writeback_batch_size missions (or what fits in
- * mana_ai.writeback_batch_time), each in its own subtransaction
- * (tick_run_sub), so one WAL flush serves the batch and one mission's
- * failure still undoes only its own work.  From SQL everything stays in
- * the caller's transaction and each mission gets a subtransaction.  Owns
- * the tick lock (an advisory lock per database: session-level in the
- * worker, transaction-level from SQL) and what the worker does when an
- * error ends its tick.  Must never leave a transaction open when it
- * returns in the worker, and never swallow a query cancel: that is not a
- * mission's failure.
+ * each mission's prepare its own transaction (tick_run_isolated), and
+ * each mission's write-back a subtransaction (tick_run_sub) of a batch
+ * (tick_batch.c), whose commit tick_unit_try_commit reports instead of
+ * raising.  From SQL everything stays in the caller's transaction and
+ * each mission gets a subtransaction.  The bottom of the tick: it calls
+ * nothing of the tick above it (what an error or a failed commit means
+ * for the run or the missions is tick_run.c's and tick_batch.c's).  Must
+ * never leave a transaction open when it returns in the worker, and never
+ * swallow a query cancel: that is not a mission's failure.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "executor/spi.h"
-#include "storage/lock.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
-#include "utils/timestamp.h"
 
-#include "ops/guc.h"
 #include "shared/spi_plans.h"
 #include "tick/tick_internal.h"
-#include "tick/tick_lock.h"
 
 /*
  * A worker transaction.  A background worker has no statements, so
@@ -49,47 +42,6 @@ worker_xact_commit(void)
 {
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-}
-
-/*
- * An error ended the worker's tick (a phase's query failed, the LLM key
- * file is unusable, a cancel): undo the open transaction, let go of the
- * tick lock (the only session-level lock the worker takes), and
- * close the run as failed with the error, so it does not stay "running"
- * until the next restart, keeping what it decided per mission
- * (mission_runs).  Then the error goes on up to the worker loop,
- * which logs it and tries again later.  From SQL none of this is needed:
- * the caller's transaction takes the run row and the lock with it.
- */
-void
-tick_fail_worker_run(Tick *t)
-{
-	ErrorData  *edata;
-
-	MemoryContextSwitchTo(t->cxt);
-	edata = CopyErrorData();
-	FlushErrorState();
-	AbortOutOfAnyTransaction();
-	tick_lock_release_after_error();
-	t->batch_open = false;		/* the open batch, if any, was just undone */
-
-	PG_TRY();
-	{
-		worker_xact_begin();
-		tick_runs_mark_failed(t->run_id, edata->message ? edata->message : "error");
-		tick_count_uncommitted_tokens(t);
-		tick_mission_runs_record_quietly(t, edata->message);
-		worker_xact_commit();
-	}
-	PG_CATCH();
-	{
-		/* Nothing more to save: the original error is the one to report. */
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(t->cxt);
-	ReThrowError(edata);
 }
 
 /* A phase's unit of work: its own transaction in the worker. */
@@ -187,55 +139,13 @@ tick_run_sub(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error)
 }
 
 /*
- * Open a write-back batch unless one is open.  In the worker it is a
- * transaction with every constraint immediate, so a deferred check fails
- * inside the one mission's subtransaction, never at the batch's commit
- * (which would undo every mission of the batch).  From SQL it is the
- * caller's transaction.
+ * Commit the worker's open transaction (a write-back batch): NULL, or the
+ * error that made the commit fail (a deferred check a trigger asked for,
+ * a serialization failure), with the transaction undone.  A cancel goes
+ * on up.
  */
-void
-tick_batch_open(Tick *t)
-{
-	if (t->batch_open)
-		return;
-	tick_unit_begin(t);
-	if (t->mode == TICK_WORKER)
-	{
-		mana_ai_spi_connect();
-		if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "mana_ai: could not make the batch's constraints immediate");
-		mana_ai_spi_finish();
-		MemoryContextSwitchTo(t->cxt);
-	}
-	t->batch_open = true;
-	t->batch_missions = 0;
-	t->batch_started = GetCurrentTimestamp();
-}
-
-/*
- * One more mission is settled in the open batch: commit the batch when it
- * holds mana_ai.writeback_batch_size missions or has been open for
- * mana_ai.writeback_batch_time, so its locks and its snapshot are never
- * held long.
- */
-void
-tick_batch_settled(Tick *t, Job *job)
-{
-	t->batch_jobs = lappend(t->batch_jobs, job);
-	t->batch_missions++;
-	if (t->batch_missions >= mana_ai_writeback_batch_size ||
-		TimestampDifferenceExceeds(t->batch_started, GetCurrentTimestamp(),
-								   mana_ai_writeback_batch_time))
-		tick_batch_close(t);
-}
-
-/*
- * Commit the worker's open batch: NULL, or the error that made the commit
- * fail (a deferred check a trigger asked for, a serialization failure),
- * with the batch undone.  A cancel goes on up.
- */
-static char *
-batch_commit(Tick *t)
+char *
+tick_unit_try_commit(Tick *t)
 {
 	char	   *volatile error = NULL;
 
@@ -259,50 +169,6 @@ batch_commit(Tick *t)
 	PG_END_TRY();
 	MemoryContextSwitchTo(t->cxt);
 	return error;
-}
-
-/*
- * Commit the open batch, if any: every write-back in it lands at once.
- * When the commit fails, each of its missions goes through the failure
- * path on its own (tick_settle_failed_batch), and the tick goes on.
- */
-void
-tick_batch_close(Tick *t)
-{
-	ListCell   *lc;
-	List	   *jobs = t->batch_jobs;
-	char	   *error = NULL;
-
-	if (!t->batch_open)
-		return;
-	t->batch_open = false;
-	t->batch_jobs = NIL;
-	if (t->mode == TICK_WORKER)
-		error = batch_commit(t);
-	else
-		tick_unit_commit(t);
-	if (error != NULL)
-		tick_settle_failed_batch(t, jobs, error);
-	else
-	{
-		double		now = mana_ai_llm_now();
-
-		foreach(lc, jobs)
-		{
-			Job		   *job = (Job *) lfirst(lc);
-
-			job->committed = true;
-			if (t->mode == TICK_WORKER && job->prepared && job->call->answered_at > 0)
-			{
-				if (t->commit_ms == NULL)
-					t->commit_ms = MemoryContextAlloc(t->cxt, sizeof(double) *
-													  Max(list_length(t->jobs), 1));
-				if (t->n_commit_ms < list_length(t->jobs))
-					t->commit_ms[t->n_commit_ms++] = (now - job->call->answered_at) * 1000.0;
-			}
-		}
-	}
-	list_free(jobs);
 }
 
 /*
