@@ -1,14 +1,16 @@
 /*
- * llm_client_internal.h: what llm_client.c (the per-call state machine)
- * and llm_client_answer.c (reading what a transfer brought back) share.
+ * llm_call.h: a call of the LLM client and the batch it runs in, as
+ * llm_client.c (the state machine), llm_client_answer.c (reading what a
+ * transfer brought back) and llm_call.c (how a call ends) share them.
  * Not for other files: they use llm_client.h.
  */
-#ifndef MANA_AI_LLM_CLIENT_INTERNAL_H
-#define MANA_AI_LLM_CLIENT_INTERNAL_H
+#ifndef MANA_AI_LLM_CALL_H
+#define MANA_AI_LLM_CALL_H
 
 #include <curl/curl.h>
 
-#include "llm_client.h"
+#include "llm_ratelimit.h"
+#include "llm_request.h"
 
 typedef enum CallState
 {
@@ -60,15 +62,11 @@ struct LlmBatch
 	double		gate_wait;		/* s until the limit may admit; 0: none */
 };
 
-/* llm_client.c */
+/* llm_call.c */
 extern void llm_call_finish(LlmBatch *b, Call *call, bool ok);
 extern void llm_call_fail(LlmBatch *b, Call *call, LlmErrorKind kind,
 						  const char *reason);
 extern void llm_call_retry(LlmBatch *b, Call *call, LlmErrorKind kind,
 						   const char *what, long retry_after_s);
-
-/* llm_client_answer.c */
-extern size_t llm_collect_answer(char *data, size_t size, size_t nmemb, void *arg);
-extern void llm_collect_finished(LlmBatch *b);
 
 #endif
