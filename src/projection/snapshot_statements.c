@@ -137,7 +137,7 @@ const char *const snap_add_applied_sql =
 	" ON CONFLICT DO NOTHING";
 
 /* The driver's statements, in the order refresh_all runs them. */
-/* one refresh at a time: row locks only mana_ai's roles can take (tick_lock.c) */
+/* one refresh at a time: row locks only mana_ai's roles can take (snapshot_refresh.c) */
 const char *const snap_lock_sql =
 	"SELECT kind FROM mana_ai.snapshot_horizon ORDER BY kind DESC FOR UPDATE";
 

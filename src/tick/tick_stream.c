@@ -102,7 +102,8 @@ on_finished(void *arg, const int *done, int k)
 /*
  * The calls, or on a cancel the tokens of the rounds answered before it
  * into the jobs not yet handed over, so the failed run still counts them
- * (tick_xact.c); a job written back already keeps what it wrote.
+ * (tick_run.c's fail_worker_run); a job written back already keeps what
+ * it wrote.
  */
 static void
 complete_calls(Tick *t, Stream *s, int n)
