@@ -12,9 +12,13 @@ EXTENSION   = mana_ai
 EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" mana_ai.control)
 MODULE_big  = mana_ai
 
-# src/core/ holds the code that parses untrusted bytes; it includes no
-# PostgreSQL header so tests/unit and tests/fuzz can build it on its own.
-SRCS        = $(sort $(wildcard src/*.c)) $(sort $(wildcard src/core/*.c))
+# A folder per concern (docs/architecture.md): src/tick/, src/planner/,
+# src/crypto/, src/projection/, src/ops/, src/shared/, with mana_ai.c and
+# worker.c on top.  src/core/ holds the code that parses untrusted bytes;
+# it includes no PostgreSQL header so tests/unit and tests/fuzz can build
+# it on its own.  Headers are included by their path under src/
+# ("tick/tick.h"), so an include line names the folder it reaches into.
+SRCS        = $(sort $(wildcard src/*.c src/*/*.c))
 OBJS        = $(SRCS:.c=.o)
 
 # The current version's install script is assembled from one fragment per
@@ -57,7 +61,7 @@ include $(PGXS)
 # PGXS tracks no header dependencies unless the server was configured
 # with --enable-depend: rebuild every object when any header changes, so
 # a changed struct never meets a stale object (it crashed a worker once).
-$(OBJS): $(wildcard src/*.h src/core/*.h)
+$(OBJS): $(wildcard src/*.h src/*/*.h)
 
 $(MANA_INSTALL_SQL): $(INSTALL_PARTS) mana_ai.control
 	{ printf '%s\n' '-- generated from sql/install/*.sql by make; do not edit' \

@@ -416,7 +416,7 @@ BEGIN
     -- never looked up.  A row written by the runner (client_id
     -- mana-ai-runner) contributes iterations and updatedAt only (seed
     -- format: and nextRunAt, SPEC 1.3), whatever else it carries (issue
-    -- 19; src/runner_fields.h does the same for the C statements).
+    -- 19; src/projection/runner_fields.h does the same for the C statements).
     IF mana_ai.sync_format() = 'current' THEN
         RETURN QUERY
         SELECT s.id, s.user_id, s.record_id, s.op,

@@ -12,10 +12,19 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "guc.h"
-#include "mana_ai.h"
+#include "ops/drop_database.h"
+#include "ops/guc.h"
+#include "ops/metrics.h"
+#include "ops/shmem.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
+
+/* The metrics' counters live beside ManaAiShared, requested in the same call. */
+static const ManaAiShmemPart metrics_shmem = {
+	mana_ai_metrics_shmem_size,
+	mana_ai_metrics_shmem_attach
+};
 
 void		_PG_init(void);
 
@@ -27,7 +36,7 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	mana_ai_shmem_init();
+	mana_ai_shmem_init(&metrics_shmem);
 	mana_ai_worker_register();
 	mana_ai_drop_database_hook_install();
 }

@@ -41,13 +41,13 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "guc.h"
-#include "mana_ai.h"
-#include "shmem.h"
-#include "spi_plans.h"
-#include "sync_format.h"
-#include "tick.h"
-#include "tick_lock.h"
+#include "ops/guc.h"
+#include "ops/shmem.h"
+#include "projection/sync_format.h"
+#include "shared/spi_plans.h"
+#include "tick/tick.h"
+#include "tick/tick_lock.h"
+#include "worker.h"
 
 /* How often the launcher re-checks a missing database or role. */
 #define LAUNCHER_POLL_MS		5000

@@ -11,8 +11,9 @@ total=${1:-2000}
 out=$top/bench/out
 mkdir -p "$out"
 cc -O2 -Wall -Wextra -I"$top/src/core" $(pkg-config --cflags json-c) \
-    -o "$out/bench_llm" "$top/bench/llm/bench_llm.c" "$top/src/core/llm_client.c" "$top/src/core/llm_client_answer.c" "$top/src/core/llm_chat.c" \
-    -lcurl -ljson-c
+    -o "$out/bench_llm" "$top/bench/llm/bench_llm.c" "$top/src/core/llm_client.c" "$top/src/core/llm_client_answer.c" \
+    "$top/src/core/llm_call.c" "$top/src/core/llm_request.c" "$top/src/core/llm_ratelimit.c" "$top/src/core/llm_chat.c" \
+    -lcurl -ljson-c -lm
 
 tmp=$(mktemp -d)
 mock_pid=

@@ -4,9 +4,9 @@
  *
  * Owns the per-call state machine (idle -> queued -> running -> waiting
  * for a retry -> ... -> done, and queued again for a conversation's next
- * round) and the retry policy; what a finished transfer brought back is
- * judged in llm_client_answer.c, the JSON of a request and an answer is
- * llm_chat.c's.  Every call has its own deadline, counted from its first
+ * round); what a finished transfer brought back is judged in
+ * llm_client_answer.c, how a call ends (and the retry policy) is
+ * llm_call.c's, the JSON of a request and an answer llm_chat.c's.  Every call has its own deadline, counted from its first
  * attempt or given by the caller, that bounds all its attempts and
  * backoff waits; a retry waits in the "waiting" state so it never blocks
  * the other transfers.  Must never follow a redirect, never accept an
@@ -19,22 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "llm_client_internal.h"
+#include "llm_call.h"
+#include "llm_client.h"
+#include "llm_client_answer.h"
 
 #define MAX_POLL_MS 100			/* abort latency bound of llm_client_run */
-#define BACKOFF_BASE_MS 250
-#define BACKOFF_CAP_MS 8000
 
 static bool global_init_done = false;
-
-double
-llm_monotonic_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 bool
 llm_client_global_init(void)
@@ -42,48 +33,6 @@ llm_client_global_init(void)
 	if (!global_init_done)
 		global_init_done = (curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
 	return global_init_done;
-}
-
-void
-llm_request_clear(LlmRequest *req)
-{
-	free(req->content);
-	req->content = NULL;
-	req->ok = false;
-	req->total_tokens = -1;
-	req->http_status = 0;
-	req->attempts = 0;
-	req->seconds = 0;
-	req->bytes_sent = 0;
-	req->bytes_received = 0;
-	req->error[0] = '\0';
-	req->error_kind = LLM_ERR_NONE;
-}
-
-void
-llm_call_finish(LlmBatch *b, Call *call, bool ok)
-{
-	call->req->ok = ok;
-	call->req->seconds = llm_monotonic_seconds() - call->started;
-	call->state = CS_DONE;
-	if (call->easy)
-	{
-		curl_easy_cleanup(call->easy);
-		call->easy = NULL;
-	}
-	free(call->body);
-	call->body = NULL;
-	free(call->answer);
-	call->answer = NULL;
-	call->answer_len = call->answer_cap = 0;
-}
-
-void
-llm_call_fail(LlmBatch *b, Call *call, LlmErrorKind kind, const char *reason)
-{
-	snprintf(call->req->error, LLM_ERROR_LEN, "%s", reason);
-	call->req->error_kind = kind;
-	llm_call_finish(b, call, false);
 }
 
 /*
@@ -270,59 +219,6 @@ enqueue(LlmBatch *b, int i)
 	b->queue[(b->queue_head + b->queue_len) % b->ncalls] = i;
 	b->queue_len++;
 	b->calls[i].state = CS_QUEUED;
-}
-
-static uint64_t
-next_random(LlmBatch *b)
-{
-	/* xorshift64*: jitter only, not security. */
-	b->rng ^= b->rng >> 12;
-	b->rng ^= b->rng << 25;
-	b->rng ^= b->rng >> 27;
-	return b->rng * 2685821657736338717ULL;
-}
-
-/*
- * Schedule another attempt after a backoff (or the server's Retry-After),
- * or fail the call (as kind) when attempts or time are used up.
- */
-void
-llm_call_retry(LlmBatch *b, Call *call, LlmErrorKind kind, const char *what,
-			   long retry_after_s)
-{
-	double		now = llm_monotonic_seconds();
-	double		delay_ms;
-	int			shift = call->req->attempts - 1;
-
-	delay_ms = BACKOFF_BASE_MS * (double) (1L << (shift > 10 ? 10 : shift));
-	if (delay_ms > BACKOFF_CAP_MS)
-		delay_ms = BACKOFF_CAP_MS;
-	/* Jitter in [delay/2, delay): calls failing together spread out. */
-	delay_ms = delay_ms / 2 + (next_random(b) % 1000) / 1000.0 * delay_ms / 2;
-	/* Never in lockstep: Retry-After plus up to a quarter of it. */
-	if (retry_after_s > 0)
-		delay_ms = retry_after_s * 1000.0 * (1.0 + (next_random(b) % 1000) / 4000.0);
-
-	call->req->error_kind = kind;
-	if (call->req->attempts >= b->max_attempts)
-	{
-		snprintf(call->req->error, LLM_ERROR_LEN, "%s after %d attempts",
-				 what, call->req->attempts);
-		llm_call_finish(b, call, false);
-	}
-	else if (now + delay_ms / 1000.0 >= call->deadline)
-	{
-		snprintf(call->req->error, LLM_ERROR_LEN,
-				 "%s; no time left for a retry%s", what,
-				 retry_after_s > 0 ? " (Retry-After beyond the deadline)" : "");
-		llm_call_finish(b, call, false);
-	}
-	else
-	{
-		call->state = CS_WAITING;
-		call->retry_at = now + delay_ms / 1000.0;
-		b->waiting++;
-	}
 }
 
 LlmBatch *

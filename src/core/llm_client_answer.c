@@ -4,9 +4,10 @@
  *
  * Owns collecting the answer under its size cap, judging a transfer's
  * outcome (a 2xx answer, a refused redirect, a status worth a retry, a
- * transport error) and naming each failure's kind for the metrics and
- * the model fallback.  The state machine it reports to is llm_client.c's.
- * Must never accept an answer past the cap, never echo a redirect target
+ * transport error) and the kind of each failure, for the metrics and the
+ * model fallback (llm_request.c names them).  The state machine that
+ * calls it is llm_client.c's; it ends each call through llm_call.c.  Must
+ * never accept an answer past the cap, never echo a redirect target
  * beyond its scheme, and never put the bearer key into an error text.
  */
 #include <math.h>
@@ -14,41 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "llm_client_internal.h"
-
-const char *
-llm_error_kind_name(LlmErrorKind kind)
-{
-	switch (kind)
-	{
-		case LLM_ERR_NONE:
-			return "none";
-		case LLM_ERR_CONNECT:
-			return "connect";
-		case LLM_ERR_TIMEOUT:
-			return "timeout";
-		case LLM_ERR_HTTP_429:
-			return "http_429";
-		case LLM_ERR_HTTP_5XX:
-			return "http_5xx";
-		case LLM_ERR_TOO_LARGE:
-			return "too_large";
-		case LLM_ERR_BAD_JSON:
-			return "bad_json";
-		case LLM_ERR_ABORTED:
-			return "aborted";
-		case LLM_ERR_OTHER:
-			break;
-	}
-	return "other";
-}
-
-bool
-llm_error_kind_falls_back(LlmErrorKind kind)
-{
-	return kind == LLM_ERR_CONNECT || kind == LLM_ERR_TIMEOUT ||
-		kind == LLM_ERR_HTTP_429 || kind == LLM_ERR_HTTP_5XX;
-}
+#include "llm_call.h"
+#include "llm_chat.h"
+#include "llm_client_answer.h"
 
 /* Collect the answer, refusing (and so aborting the transfer) past the cap. */
 size_t

@@ -1,6 +1,6 @@
 /*
  * planner_breaker.c: the tick-wide model breaker of the planner loop
- * (PlanBreaker in planner_loop.h), Postgres-free.
+ * (PlanBreaker in planner_mission.h), Postgres-free.
  *
  * Owns counting each model's consecutive failed calls, opening a model
  * at the threshold, and moving a round past open models.  Must never
@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "planner_loop.h"
+#include "planner_mission.h"
 
 void
 plan_breaker_skip(PlanBreaker *b, int n_models, int *model)

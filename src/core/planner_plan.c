@@ -1,6 +1,6 @@
 /*
  * planner_plan.c: what a finished planner loop hands back
- * (planner_loop.h): the tools protocol's plan as JSON, the name of each
+ * (planner_mission.h): the tools protocol's plan as JSON, the name of each
  * way a loop ends, and freeing a mission's results.  Postgres-free.
  *
  * Owns the shape the tick turns into an iteration: {summary, steps:[{summary,
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 #include "json_strict.h"
-#include "planner_loop.h"
+#include "planner_mission.h"
 #include "tool_json.h"
 
 const char *

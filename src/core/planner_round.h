@@ -5,7 +5,7 @@
 #ifndef MANA_AI_PLANNER_ROUND_H
 #define MANA_AI_PLANNER_ROUND_H
 
-#include "planner_loop.h"
+#include "planner_mission.h"
 #include "tool_calls.h"
 
 /*

@@ -1,5 +1,5 @@
 -- rebuild.sql: pgTAP suite for the write-back's rebuild of a mission
--- (src/mission_rebuild.c, issue 19): its snapshot plus the rows not yet
+-- (src/projection/mission_rebuild.c, issue 19): its snapshot plus the rows not yet
 -- in it gives exactly what a full replay of the log gives, on random
 -- histories whose last rows arrive after the last refresh, some of them
 -- late (created_at older than the snapshot's last applied row, as a
