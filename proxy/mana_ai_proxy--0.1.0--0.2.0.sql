@@ -71,7 +71,7 @@ DECLARE
     pending int;
     c_from text := 'mana_ai_proxy_move_from';
     c_to text := 'mana_ai_proxy_move_to';
-    -- mana_ai's tick lock (src/tick_lock.c, 0.3.0): held by a tick from
+    -- mana_ai's tick lock (src/tick/tick_lock.c, 0.3.0): held by a tick from
     -- start to end; no role without mana_ai privileges can take it
     tick_lock text := 'SELECT mana_ai.hold_tick_lock()::text';
     tick_unlock text := 'SELECT mana_ai.release_tick_lock()::text';
