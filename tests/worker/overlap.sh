@@ -8,6 +8,8 @@
 #  2. while a SELECT mana_ai_tick() holds the tick in its LLM phase, the
 #     worker's ticks are overlap-skipped (source worker) and the mission
 #     that tick took is planned once, by it.
+#  Each call the mock holds takes 10 s, so a loaded machine still runs
+#  the checks made while it is in flight inside that window.
 set -euo pipefail
 source tests/lib/common.sh
 source tests/lib/faults.sh
@@ -30,16 +32,16 @@ wait_in_flight() {
 
 # --- 1. mana_ai_tick() while the worker ticks --------------------------------
 add_missions <<'EOF'
-m-hold|u-hold|Der Worker wartet [mock:latency:5000]
+m-hold|u-hold|Der Worker wartet [mock:latency:10000]
 EOF
 wait_in_flight 30 || fail "the worker's tick never reached the LLM"
 worker_run=$(q mana_sync -c "SELECT id FROM mana_ai.tick_runs WHERE source = 'worker' AND status = 'running'")
 [ -n "$worker_run" ] || fail "no running worker tick while its LLM call is in flight"
 [ "$(q postgres -c "SELECT query FROM pg_stat_activity WHERE backend_type = 'mana_ai worker'")" = "mana_ai tick: waiting for the LLM" ] \
     || fail "worker activity: $(q postgres -c "SELECT query FROM pg_stat_activity WHERE backend_type = 'mana_ai worker'")"
-calls_before=$(mock_calls '[mock:latency:5000]' | grep -c .)
+calls_before=$(mock_calls '[mock:latency:10000]' | grep -c .)
 res=$(q mana_sync -c "SELECT mana_ai_tick()")
-calls_after=$(mock_calls '[mock:latency:5000]' | grep -c .)
+calls_after=$(mock_calls '[mock:latency:10000]' | grep -c .)
 [ "$(in_flight)" -ge 1 ] || fail "the worker's LLM call ended before mana_ai_tick() returned: the overlap is not proven"
 [ "$(q mana_sync -c "SELECT status FROM mana_ai.tick_runs WHERE id = $worker_run")" = running ] \
     || fail "the worker's tick was no longer running when mana_ai_tick() returned"
@@ -51,7 +53,7 @@ sql_run=$(q mana_sync -v res="$res" <<<"SELECT (:'res'::jsonb ->> 'tickRunId')::
 [ "$(q mana_sync -c "SELECT source || '|' || status || '|' || (finished_at IS NOT NULL) || '|' || errors::text || '|' || (backend_pid <> (SELECT pid FROM pg_stat_activity WHERE backend_type = 'mana_ai worker'))
                       FROM mana_ai.tick_runs WHERE id = $sql_run")" = 'sql|overlap-skipped|true|["overlap-skipped"]|true' ] \
     || fail "overlap row: $(q mana_sync -c "SELECT * FROM mana_ai.tick_runs WHERE id = $sql_run")"
-# (counted around the call: the worker's own second round may start 5 s
+# (counted around the call: the worker's own second round may start 10 s
 # after its first while a loaded machine runs the checks above)
 [ "$calls_after" = "$calls_before" ] || fail "the skipped tick called the LLM ($calls_before calls before it, $calls_after after)"
 poll_until 30 mana_sync "SELECT status || '|' || plans_written_back FROM mana_ai.tick_runs WHERE id = $worker_run" "ok|1" \
@@ -68,7 +70,7 @@ psql -X -qAt -v ON_ERROR_STOP=1 -d mana_sync >"$out" 2>&1 <<'SQL' &
 BEGIN;
 INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
 VALUES ('ai', 'aiMissions', 'm-sql', 'u-sql', 'insert',
-        jsonb_build_object('title', 'Mission m-sql', 'conceptMarkdown', '', 'objective', 'SQL haelt den Tick [mock:latency:5000] m-sql',
+        jsonb_build_object('title', 'Mission m-sql', 'conceptMarkdown', '', 'objective', 'SQL haelt den Tick [mock:latency:10000] m-sql',
                            'inputs', '[]'::jsonb, 'cadence', '{"kind": "interval", "everyMinutes": 60}'::jsonb,
                            'state', 'active', 'nextRunAt', '2026-01-01T08:00:00.000Z', 'iterations', '[]'::jsonb,
                            'createdAt', '2026-01-01T00:00:00.000Z', 'updatedAt', '2026-01-01T00:00:00.000Z'),
