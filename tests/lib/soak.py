@@ -23,8 +23,13 @@ never write `iterations` (only the runner does), and every writer row
 that sets nextRunAt also sets `objective` to a text unique to that row,
 with the same field stamps.  A runner row's actor.rationale is then the
 objective its write-back replay saw, which names the winning writer row,
-and its `iterations` name the runner rows that replay saw; by LWW the
-slot it planned is the nextRunAt of the newest-stamped of those rows.
+and its `iterations` name the runner rows that replay saw.  In the seed
+format (FORMAT=seed) the slot it planned is then, by LWW, the nextRunAt
+of the newest-stamped of those rows; in the current one (the default)
+the runner writes no nextRunAt and keeps its slot state in
+mana_ai.mission_slots, which a trigger of the soak's logs as each runner
+row is inserted (soak_checks.py's header says how the oracle uses it).
+The worker's memory is read from /proc (WorkerMemory) and printed.
 """
 import argparse
 import datetime as dt
@@ -269,8 +274,8 @@ class WorkerMemory(threading.Thread):
     resident set, shared buffers it touched included) read last just before
     each kill or stop, and RssAnon (private memory: palloc'd contexts, the
     rebuilt records) sampled every 0.25 s, whose peak the kernel keeps no
-    record of.  Its own connection; reads /proc (the soak runs as root or
-    as the server's user)."""
+    record of.  Its own connection; reads /proc/PID/status (readable by
+    every user)."""
 
     FIELDS = ("VmHWM", "VmRSS", "RssAnon", "RssShmem")
 
@@ -279,7 +284,6 @@ class WorkerMemory(threading.Thread):
         self.stop_ev = stop
         self.lock = threading.Lock()
         self.seen = {}              # pid -> {"first": t, "last": t, "VmHWM": kB, "RssAnon": kB, ...}
-        self.readable = True
         self.c = None
 
     def sample(self, pid):
@@ -299,11 +303,8 @@ class WorkerMemory(threading.Thread):
         while not self.stop_ev.wait(0.25):
             if pid is None or not self.sample(pid):
                 pid = self.find()
-                if pid is not None and not self.sample(pid):
-                    if not os.path.exists("/proc/%s" % pid):
-                        pid = None
-                    elif not self.seen:
-                        self.readable = False
+                if pid is not None:
+                    self.sample(pid)
         if self.c:
             self.c.close()
 
@@ -322,7 +323,7 @@ class WorkerMemory(threading.Thread):
         with self.lock:
             seen = dict(self.seen)
         if not seen:
-            return "worker memory: not measured (/proc of the server's processes not readable)"
+            return "worker memory: not measured (no worker process was seen)"
         mb = lambda kb: kb / 1024.0  # noqa: E731
         hwm_pid = max(seen, key=lambda p: seen[p].get("VmHWM", 0))
         anon_pid = max(seen, key=lambda p: seen[p].get("RssAnon", 0))
@@ -513,7 +514,12 @@ def main():
         wrote_s = time.monotonic() - t0
         stopped_at = admin.v("SELECT clock_timestamp()")
         mock.call("/__control", {"error_rate": 0.0})
-        quiet_id, quiet_at = quiesce(admin, stopped_at, timeout=120)
+        # the backlog of due slots left when the writers stop grows with
+        # the run: 120 s for the 80 s run, a sixth of the writing time for
+        # a long one (a deadline for the wait, not a speed goal)
+        t_quiet = time.monotonic()
+        quiet_id, quiet_at = quiesce(admin, stopped_at, timeout=max(120.0, args.seconds / 6))
+        quiet_s = time.monotonic() - t_quiet
         last_pid = worker_pid(admin)
         if last_pid:
             memory.sample(last_pid)
@@ -564,8 +570,8 @@ def main():
             " %d LLM requests (%s injected faults)"
             % (ok_ticks, crashed, skipped, plans[0], plans[1], stats["requests"],
                sum(stats.get("injected", {}).values())))
-        log("kills: %d kill -9 of the worker, %d server restarts (pg_ctlcluster stop -m immediate)"
-            % (len(chaos.kills), chaos.restarts))
+        log("kills: %d kill -9 of the worker, %d server restarts (pg_ctlcluster stop -m immediate);"
+            " quiet %.0f s after the writers stopped (tick %s)" % (len(chaos.kills), chaos.restarts, quiet_s, quiet_id))
         biggest = admin.q("SELECT record_id, jsonb_array_length(data -> 'iterations'), octet_length(data::text)"
                           "  FROM public.sync_changes WHERE client_id = 'mana-ai-runner'"
                           " ORDER BY jsonb_array_length(data -> 'iterations') DESC, created_at DESC LIMIT 1")

@@ -210,15 +210,15 @@ SELECT p.user_id, p.record_id, p.slot, p.by_runner, string_agg(p.id::text || ' a
                     " WHERE slot IS NULL OR mana_ai.iso_timestamp(slot) > created_at ORDER BY created_at LIMIT 1")
     if early:
         raise Fail("runner row %s of %s/%s planned the slot %s, which was not due at %s" % early[0])
-    n = admin.v("SELECT count(DISTINCT src) || ' (' || count(DISTINCT src) FILTER (WHERE by_runner)"
+    n = admin.v("SELECT count(DISTINCT src) || ' due slots planned (' || count(DISTINCT src) FILTER (WHERE by_runner)"
                 " || ' of them the runner''s own next slot)' FROM planned")
     if SEED:
         kept = admin.q("SELECT user_id, mission_id FROM mana_ai.mission_slots LIMIT 1")
         if kept:
             raise Fail("mana_ai.mission_slots holds a slot state for %s/%s in the seed format" % kept[0])
-        return "%s due slots planned, each by exactly one iteration, each due when planned" % n
+        return "%s, each by exactly one iteration, each due when planned" % n
     check_slot_state(admin)
-    return ("%s due slots planned, each by exactly one iteration (no slot instant of a mission twice), each"
+    return ("%s, each by exactly one iteration (no slot instant of a mission twice), each"
             " due when planned, and each the slot the mana_ai.mission_slots state its write-back left names" % n)
 
 
@@ -361,6 +361,14 @@ SELECT app_id, table_name, record_id, user_id, op,
                         WHERE user_id = $1 AND mission_id = $2""", (u, m))
             admin.q("UPDATE mana_ai.mission_slots SET next_slot = '2026-01-01T00:00:00.000Z'"
                     " WHERE user_id = $1 AND mission_id = $2", (u, m))
+        elif f == "slot-state":     # a slot state that is not the one its write-back left
+            if SEED:
+                admin.q("INSERT INTO mana_ai.mission_slots (user_id, mission_id, planned_slot)"
+                        " SELECT user_id, mission_id, now() FROM mana_ai.mission_snapshots LIMIT 1")
+            else:
+                admin.q("UPDATE mana_ai.mission_slots SET planned_slot = planned_slot - interval '1 ms'"
+                        " WHERE (user_id, mission_id) = (SELECT user_id, mission_id FROM mana_ai.mission_slots"
+                        "                                  ORDER BY updated_at DESC LIMIT 1)")
         elif f == "shape":      # a runner row off its format's shape
             admin.q("UPDATE public.sync_changes SET %s WHERE id = (SELECT id FROM public.sync_changes"
                     " WHERE client_id = 'mana-ai-runner' ORDER BY created_at DESC, id DESC LIMIT 1)"

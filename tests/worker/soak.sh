@@ -12,7 +12,7 @@
 # moved exactly with the rows.  tests/lib/soak.py does it all and prints
 # the figures; bench/soak runs the same for longer.
 #   SOAK_SECONDS (default 80) of writes; SOAK_SEED replays a run's choices;
-#   SOAK_INJECT=lost-row,snapshot,dup-slot,due,running,metrics,shape,refresh
+#   SOAK_INJECT=lost-row,snapshot,dup-slot,slot-state,due,running,metrics,shape,refresh
 #   plants a counter-example per check (each then fails).
 #   FORMAT=current (the default, SPEC 11.1; as every test) or seed (SPEC
 #   1.1): the writers write the table's format, and the slot oracle
