@@ -149,6 +149,14 @@ class Mock:
 
 # ---------------------------------------------------------------- setup
 
+# Each user's first mission (no agent, so no concurrency gate) runs every
+# minute until a writer changes its cadence: mana_ai's own next slot then
+# falls due within any run of more than a minute, so the slot oracle's
+# path for it (the runner's nextRunAt, or mana_ai.mission_slots' next
+# slot) is taken, and the mission's history grows all run long.
+EVERY_MINUTE = {"kind": "cron", "expression": "* * * * *"}
+
+
 def setup(admin, args, vec, keydir):
     root = connect(admin_conninfo("postgres"), time.monotonic() + 30)
     if not root.execute("SELECT 1 FROM pg_roles WHERE rolname = 'mana_runner'"):
@@ -210,7 +218,7 @@ def setup(admin, args, vec, keydir):
             due = rng.random() < 0.5
             data = {"title": "Mission %s" % mid, "conceptMarkdown": "## Idee\nSoak.",
                     "objective": "Ziel %s #init" % mid, "state": "active", "iterations": [],
-                    "cadence": cadence(rng), "createdAt": iso(now), "updatedAt": iso(now),
+                    "cadence": EVERY_MINUTE if k == 0 else cadence(rng), "createdAt": iso(now), "updatedAt": iso(now),
                     "nextRunAt": iso(now - dt.timedelta(minutes=5) if due else now + dt.timedelta(days=2)),
                     "inputs": GRANT_INPUTS if mid == "mission-abc" else []}
             if mid == "mission-abc":
