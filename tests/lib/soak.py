@@ -422,9 +422,11 @@ def quiesce(admin, since, timeout):
     last_id = int(admin.v("SELECT coalesce(max(id), 0) FROM mana_ai.tick_runs"))
     while True:
         if time.monotonic() > deadline:
-            raise Fail("no quiet tick within %d s after the writers stopped; last ticks: %s"
-                       % (timeout, admin.q("SELECT id, status, due_missions, plans_written_back, errors::text"
-                                           " FROM mana_ai.tick_runs ORDER BY id DESC LIMIT 3")))
+            raise Fail("no quiet tick within %d s after the writers stopped (%d due, active, ungated missions"
+                       " left); last ticks: %s"
+                       % (timeout, len(admin.q(DUE_AT, (admin.v("SELECT clock_timestamp()"),))),
+                          admin.q("SELECT id, status, due_missions, plans_written_back, errors::text"
+                                  " FROM mana_ai.tick_runs ORDER BY id DESC LIMIT 3")))
         row = admin.q("SELECT id, started_at, plans_written_back, (result ->> 'failedIterations')::int,"
                       "       jsonb_array_length(errors)"
                       "  FROM mana_ai.tick_runs WHERE id > $1 AND source = 'worker' AND status = 'ok'"
@@ -523,10 +525,12 @@ def main():
         stopped_at = admin.v("SELECT clock_timestamp()")
         mock.call("/__control", {"error_rate": 0.0})
         # the backlog of due slots left when the writers stop grows with
-        # the run: 120 s for the 80 s run, a sixth of the writing time for
-        # a long one (a deadline for the wait, not a speed goal)
+        # the run, and drains by each agent's maxConcurrentMissions per
+        # tick (after 30 min: about 240 ungated due missions of 5 agents,
+        # 14 plans a tick): 120 s for the 80 s run, half the writing time
+        # for a long one (a deadline for the wait, not a speed goal)
         t_quiet = time.monotonic()
-        quiet_id, quiet_at = quiesce(admin, stopped_at, timeout=max(120.0, args.seconds / 6))
+        quiet_id, quiet_at = quiesce(admin, stopped_at, timeout=max(120.0, args.seconds / 2))
         quiet_s = time.monotonic() - t_quiet
         last_pid = worker_pid(admin)
         if last_pid:

@@ -355,8 +355,11 @@ SELECT app_id, table_name, record_id, user_id, op,
   FROM public.sync_changes WHERE client_id = 'mana-ai-runner' ORDER BY created_at DESC LIMIT 1"""
                     % {"stamps": STAMPS, "extra": extra})
         elif f == "due":        # a past nextRunAt (and, current format, a past next slot) left unplanned
-            u, m = admin.q("SELECT user_id, mission_id FROM mana_ai.missions"
-                           " WHERE state = 'active' AND NOT deleted AND agent_id IS NULL LIMIT 1")[0]
+            pick = admin.q("SELECT user_id, mission_id FROM mana_ai.missions"
+                           " WHERE state = 'active' AND NOT deleted AND agent_id IS NULL LIMIT 1")
+            if not pick:
+                raise Fail("SOAK_INJECT=due: no active mission without an agent to plant it in")
+            u, m = pick[0]
             admin.q("""UPDATE mana_ai.mission_snapshots SET record = record || '{"nextRunAt": "2026-01-01T00:00:00.000Z"}'
                         WHERE user_id = $1 AND mission_id = $2""", (u, m))
             admin.q("UPDATE mana_ai.mission_slots SET next_slot = '2026-01-01T00:00:00.000Z'"
