@@ -15,8 +15,8 @@
 #   7. each tests/scale/*.sh in its own cluster without preload; a scale
 #      test starts the further clusters it needs itself (and stops them)
 #   8. steps 4-7 run in the current sync format (SPEC 11.1); pg_regress,
-#      pgTAP, tick_e2e, tools_e2e, kill9, dump_restore and upgrade run
-#      again in the seed format (FORMAT=seed, SPEC 1.1) as seed/...
+#      pgTAP, tick_e2e, tools_e2e, kill9, dump_restore, soak and upgrade
+#      run again in the seed format (FORMAT=seed, SPEC 1.1) as seed/...
 #   9. the matrix (tests/lib/matrix.sh): PostgreSQL 17 (Debian trixie) and
 #      18 (sid) in cached debootstrap chroots, prepared in the background
 #      while steps 1 to 8 run, then run side by side; each builds with -Werror, stage-installs and
@@ -191,7 +191,8 @@ run_shell_tests tests/scale ""
 
 # The seed sync format (SPEC 1.1, field_timestamps): everything above runs
 # in the current one (SPEC 11.1, tests/fixtures/sync_changes.sql's default);
-# these run again with FORMAT=seed, named seed/...  kill9 with fewer kills.
+# these run again with FORMAT=seed, named seed/...  kill9 with fewer kills,
+# the soak with 40 s of writes (its seed oracle reads the runner's nextRunAt).
 echo "== seed sync format (FORMAT=seed)"
 if wanted seed/regress || wanted seed/pgtap; then
     mkdir -p "$logs/seed"
@@ -206,12 +207,12 @@ if wanted seed/regress || wanted seed/pgtap; then
     [ -f "$logs/seed/regression.diffs" ] && { echo "  ----- seed regression.diffs"; sed 's/^/  | /' "$logs/seed/regression.diffs"; }
 fi
 for t in tests/worker/tick_e2e.sh tests/worker/tools_e2e.sh tests/worker/exfiltration.sh tests/worker/kill9.sh \
-         tests/worker/dump_restore.sh tests/worker/writeback_memory.sh tests/integration/upgrade.sh; do
+         tests/worker/dump_restore.sh tests/worker/writeback_memory.sh tests/worker/soak.sh tests/integration/upgrade.sh; do
     name=seed/${t#tests/}; name=${name%.sh}
     wanted "$name" || continue
     opts=$(sed -n 's/^# cluster: *//p' "$t" | head -1)
     # shellcheck disable=SC2086
-    if FORMAT=seed KILLS_LLM=6 KILLS_WRITE=2 timeout 600 bash tests/lib/with_cluster.sh $opts -- bash "$t" \
+    if FORMAT=seed KILLS_LLM=6 KILLS_WRITE=2 SOAK_SECONDS=40 timeout 600 bash tests/lib/with_cluster.sh $opts -- bash "$t" \
            > "$logs/${name//\//_}.log" 2>&1; then
         pass "$name"
     else

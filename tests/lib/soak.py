@@ -23,8 +23,13 @@ never write `iterations` (only the runner does), and every writer row
 that sets nextRunAt also sets `objective` to a text unique to that row,
 with the same field stamps.  A runner row's actor.rationale is then the
 objective its write-back replay saw, which names the winning writer row,
-and its `iterations` name the runner rows that replay saw; by LWW the
-slot it planned is the nextRunAt of the newest-stamped of those rows.
+and its `iterations` name the runner rows that replay saw.  In the seed
+format (FORMAT=seed) the slot it planned is then, by LWW, the nextRunAt
+of the newest-stamped of those rows; in the current one (the default)
+the runner writes no nextRunAt and keeps its slot state in
+mana_ai.mission_slots, which a trigger of the soak's logs as each runner
+row is inserted (soak_checks.py's header says how the oracle uses it).
+The worker's memory is read from /proc (WorkerMemory) and printed.
 """
 import argparse
 import datetime as dt
@@ -39,13 +44,16 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pq  # noqa: E402
-from soak_common import DUE_AT, Fail, iso, log, metrics, utcnow  # noqa: E402
-from soak_writers import APP_PASSWORD, APP_ROLE, GRANT_INPUTS, LEGACY, Vectors, Writer, cadence  # noqa: E402
-from soak_checks import (check_due, check_iterations, check_metrics, check_refresh_idle,  # noqa: E402
-                         check_slots, check_snapshots, check_tick_runs, check_writes, inject, runner_table)
+from soak_common import DUE_AT, FORMAT, SEED, STAMPS, Fail, iso, log, metrics, utcnow  # noqa: E402
+from soak_writers import (APP_PASSWORD, APP_ROLE, GRANT_INPUTS, LEGACY, INSERT_SQL, Vectors, Writer,  # noqa: E402
+                          cadence, space_of)
+from soak_checks import (SLOT_LOG_SQL, check_due, check_iterations, check_metrics,  # noqa: E402
+                         check_refresh_idle, check_runner_rows, check_slots, check_snapshots, check_tick_runs,
+                         check_writes, inject, runner_table)
 
 DB = "mana_sync"
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -141,6 +149,14 @@ class Mock:
 
 # ---------------------------------------------------------------- setup
 
+# Each user's first mission (no agent, so no concurrency gate) runs every
+# minute until a writer changes its cadence: mana_ai's own next slot then
+# falls due within any run of more than a minute, so the slot oracle's
+# path for it (the runner's nextRunAt, or mana_ai.mission_slots' next
+# slot) is taken, and the mission's history grows all run long.
+EVERY_MINUTE = {"kind": "cron", "expression": "* * * * *"}
+
+
 def setup(admin, args, vec, keydir):
     root = connect(admin_conninfo("postgres"), time.monotonic() + 30)
     if not root.execute("SELECT 1 FROM pg_roles WHERE rolname = 'mana_runner'"):
@@ -152,6 +168,8 @@ def setup(admin, args, vec, keydir):
                     "-c", "CREATE EXTENSION mana_ai",
                     "-v", "runner=mana_runner", "-f", os.path.join(TOP, "tests", "fixtures", "runner_role.sql")],
                    check=True, stdout=subprocess.DEVNULL)
+    for sql in SLOT_LOG_SQL:
+        admin.q(sql)
     admin.q("CREATE ROLE %s LOGIN PASSWORD '%s' NOSUPERUSER NOBYPASSRLS" % (APP_ROLE, APP_PASSWORD))
     admin.q("GRANT INSERT ON public.sync_changes TO %s" % APP_ROLE)
 
@@ -177,9 +195,13 @@ def setup(admin, args, vec, keydir):
     rows = []
     now = utcnow()
     for u in users:
-        add = lambda app, table, rid, data: rows.append(  # noqa: E731
-            {"app_id": app, "table_name": table, "record_id": rid, "user_id": u, "op": "insert",
-             "data": data, "field_timestamps": {k: iso(now) for k in data}})
+        def add(app, table, rid, data, space=None):
+            r = {"id": str(uuid.uuid4()), "app_id": app, "table_name": table,
+                 "record_id": rid, "user_id": u, "op": "insert", "data": data,
+                 STAMPS: {k: iso(now) for k in data}, "client_id": "soak-setup", "actor": None}
+            if not SEED:
+                r["space_id"] = space
+            rows.append(r)
         add("ai", "agents", LEGACY, {"name": "Mana", "state": "active", "maxConcurrentMissions": 2})
         add("ai", "agents", "ag-%s-a" % u, {"name": "Planer", "role": "Planer", "state": "active",
                                             "maxConcurrentMissions": 3, "maxTokensPerDay": 1000000000})
@@ -196,18 +218,15 @@ def setup(admin, args, vec, keydir):
             due = rng.random() < 0.5
             data = {"title": "Mission %s" % mid, "conceptMarkdown": "## Idee\nSoak.",
                     "objective": "Ziel %s #init" % mid, "state": "active", "iterations": [],
-                    "cadence": cadence(rng), "createdAt": iso(now), "updatedAt": iso(now),
+                    "cadence": EVERY_MINUTE if k == 0 else cadence(rng), "createdAt": iso(now), "updatedAt": iso(now),
                     "nextRunAt": iso(now - dt.timedelta(minutes=5) if due else now + dt.timedelta(days=2)),
                     "inputs": GRANT_INPUTS if mid == "mission-abc" else []}
             if mid == "mission-abc":
                 data["grant"] = vec.grant("grant_ok")
             if agent:
                 data["agentId"] = agent
-            add("ai", "aiMissions", mid, data)
-    admin.q("INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)"
-            " SELECT app_id, table_name, record_id, user_id, op, data, field_timestamps, 'soak-setup'"
-            "   FROM jsonb_to_recordset($1::jsonb) AS x(app_id text, table_name text, record_id text, user_id text,"
-            "        op text, data jsonb, field_timestamps jsonb)", (json.dumps(rows),))
+            add("ai", "aiMissions", mid, data, space_of(u, k) if k < 8 else None)
+    admin.q(INSERT_SQL, (json.dumps(rows),))
     return users
 
 
@@ -241,15 +260,101 @@ def cluster_ctl(action, *extra):
         raise Fail("pg_ctlcluster %s %s %s failed: %s" % (v, n, action, (r.stderr or r.stdout).strip()))
 
 
+def proc_kb(pid, fields):
+    """{field: kB} from /proc/PID/status, or None once the process is gone (or is no mana_ai worker)."""
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
+            if b"mana_ai worker" not in f.read():
+                return None
+        with open("/proc/%s/status" % pid) as f:
+            got = {}
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in fields:
+                    got[k] = int(v.split()[0])
+            return got
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class WorkerMemory(threading.Thread):
+    """The tick worker's memory, every process of it: VmHWM (the kernel's peak
+    resident set, shared buffers it touched included) read last just before
+    each kill or stop, and RssAnon (private memory: palloc'd contexts, the
+    rebuilt records) sampled every 0.25 s, whose peak the kernel keeps no
+    record of.  Its own connection; reads /proc/PID/status (readable by
+    every user)."""
+
+    FIELDS = ("VmHWM", "VmRSS", "RssAnon", "RssShmem")
+
+    def __init__(self, stop):
+        super().__init__(name="worker-memory", daemon=True)
+        self.stop_ev = stop
+        self.lock = threading.Lock()
+        self.seen = {}              # pid -> {"first": t, "last": t, "VmHWM": kB, "RssAnon": kB, ...}
+        self.c = None
+
+    def sample(self, pid):
+        got = proc_kb(pid, self.FIELDS)
+        if got is None:
+            return False
+        now = time.monotonic()
+        with self.lock:
+            p = self.seen.setdefault(str(pid), {"first": now})
+            p["last"] = now
+            for k, v in got.items():
+                p[k] = max(p.get(k, 0), v)
+        return True
+
+    def run(self):
+        pid = None
+        while not self.stop_ev.wait(0.25):
+            if pid is None or not self.sample(pid):
+                pid = self.find()
+                if pid is not None:
+                    self.sample(pid)
+        if self.c:
+            self.c.close()
+
+    def find(self):
+        try:
+            if self.c is None:
+                self.c = pq.Conn(admin_conninfo() + " application_name=soak-memory")
+            return self.c.value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'mana_ai worker'")
+        except (pq.ConnectionLost, pq.SqlError):
+            if self.c:
+                self.c.close()
+            self.c = None
+            return None
+
+    def summary(self):
+        with self.lock:
+            seen = dict(self.seen)
+        if not seen:
+            return "worker memory: not measured (no worker process was seen)"
+        mb = lambda kb: kb / 1024.0  # noqa: E731
+        hwm_pid = max(seen, key=lambda p: seen[p].get("VmHWM", 0))
+        anon_pid = max(seen, key=lambda p: seen[p].get("RssAnon", 0))
+        h, a = seen[hwm_pid], seen[anon_pid]
+        return ("worker memory over %d worker processes: peak VmHWM %.1f MB (pid %s, seen for %.0f s; its peak"
+                " RssShmem %.1f MB), peak RssAnon %.1f MB (pid %s, sampled every 0.25 s); median of the"
+                " processes' peak VmHWM %.1f MB"
+                % (len(seen), mb(h.get("VmHWM", 0)), hwm_pid, h["last"] - h["first"], mb(h.get("RssShmem", 0)),
+                   mb(a.get("RssAnon", 0)), anon_pid,
+                   mb(sorted(p.get("VmHWM", 0) for p in seen.values())[len(seen) // 2])))
+
+
 class Chaos:
-    def __init__(self, admin):
+    def __init__(self, admin, memory):
         self.admin = admin
+        self.memory = memory
         self.kills = []         # the worker's activity when it was killed
         self.restarts = 0
 
     def kill(self):
         pid = wait_worker(self.admin)
         phase = self.admin.v("SELECT coalesce(query, '') FROM pg_stat_activity WHERE pid = $1", (pid,)) or ""
+        self.memory.sample(pid)
         try:
             os.kill(int(pid), signal.SIGKILL)
         except ProcessLookupError:
@@ -259,6 +364,9 @@ class Chaos:
         wait_worker(self.admin, not_pid=pid)
 
     def restart(self):
+        pid = worker_pid(self.admin)
+        if pid:
+            self.memory.sample(pid)
         self.admin.close()
         cluster_ctl("stop", "-m", "immediate")
         cluster_ctl("start")
@@ -314,9 +422,11 @@ def quiesce(admin, since, timeout):
     last_id = int(admin.v("SELECT coalesce(max(id), 0) FROM mana_ai.tick_runs"))
     while True:
         if time.monotonic() > deadline:
-            raise Fail("no quiet tick within %d s after the writers stopped; last ticks: %s"
-                       % (timeout, admin.q("SELECT id, status, due_missions, plans_written_back, errors::text"
-                                           " FROM mana_ai.tick_runs ORDER BY id DESC LIMIT 3")))
+            raise Fail("no quiet tick within %d s after the writers stopped (%d due, active, ungated missions"
+                       " left); last ticks: %s"
+                       % (timeout, len(admin.q(DUE_AT, (admin.v("SELECT clock_timestamp()"),))),
+                          admin.q("SELECT id, status, due_missions, plans_written_back, errors::text"
+                                  " FROM mana_ai.tick_runs ORDER BY id DESC LIMIT 3")))
         row = admin.q("SELECT id, started_at, plans_written_back, (result ->> 'failedIterations')::int,"
                       "       jsonb_array_length(errors)"
                       "  FROM mana_ai.tick_runs WHERE id > $1 AND source = 'worker' AND status = 'ok'"
@@ -364,20 +474,24 @@ def main():
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", "0")) or None)
     args = ap.parse_args()
     seed = args.seed or random.SystemRandom().randint(1, 10 ** 6)
-    log("seed %d (rerun with SOAK_SEED=%d), %g s of writes at %g rows/s, kill -9 every %g s"
-        % (seed, seed, args.seconds, args.rate, args.kill_every))
+    args.seed = seed            # the setup's choices too, so that SOAK_SEED replays them
+    log("%s sync format (FORMAT=%s), seed %d (rerun with SOAK_SEED=%d), %g s of writes at %g rows/s,"
+        " kill -9 every %g s" % (FORMAT, FORMAT, seed, seed, args.seconds, args.rate, args.kill_every))
     t_start = time.monotonic()
     admin = Admin()
     vec = Vectors()
     keydir = tempfile.mkdtemp()
     mock = Mock(lifetime=args.seconds + 900)
     writers = []
+    memory = None
     stop, pause = threading.Event(), threading.Event()
     try:
         users = setup(admin, args, vec, keydir)
         set_guc(admin, "mana_ai.llm_url", mock.url)
         wait_worker(admin)
-        chaos = Chaos(admin)
+        memory = WorkerMemory(threading.Event())
+        memory.start()
+        chaos = Chaos(admin, memory)
         writers = [Writer(n, users[n::4], args.rate / 4, vec, seed * 10 + n, stop, pause) for n in range(4)]
         for w in writers:
             w.start()
@@ -410,7 +524,18 @@ def main():
         wrote_s = time.monotonic() - t0
         stopped_at = admin.v("SELECT clock_timestamp()")
         mock.call("/__control", {"error_rate": 0.0})
-        quiet_id, quiet_at = quiesce(admin, stopped_at, timeout=120)
+        # the backlog of due slots left when the writers stop grows with
+        # the run, and drains by each agent's maxConcurrentMissions per
+        # tick (after 30 min: about 240 ungated due missions of 5 agents,
+        # 14 plans a tick): 120 s for the 80 s run, half the writing time
+        # for a long one (a deadline for the wait, not a speed goal)
+        t_quiet = time.monotonic()
+        quiet_id, quiet_at = quiesce(admin, stopped_at, timeout=max(120.0, args.seconds / 2))
+        quiet_s = time.monotonic() - t_quiet
+        last_pid = worker_pid(admin)
+        if last_pid:
+            memory.sample(last_pid)
+        memory.stop_ev.set()
 
         inject(admin, os.environ.get("SOAK_INJECT", ""), cp)
         checks, failures = [], []
@@ -425,6 +550,7 @@ def main():
         check(check_writes, writers)
         check(check_snapshots)
         runner_table(admin)
+        check(check_runner_rows)
         check(check_iterations)
         check(check_slots)
         check(check_due, quiet_id, quiet_at)
@@ -456,8 +582,13 @@ def main():
             " %d LLM requests (%s injected faults)"
             % (ok_ticks, crashed, skipped, plans[0], plans[1], stats["requests"],
                sum(stats.get("injected", {}).values())))
-        log("kills: %d kill -9 of the worker, %d server restarts (pg_ctlcluster stop -m immediate)"
-            % (len(chaos.kills), chaos.restarts))
+        log("kills: %d kill -9 of the worker, %d server restarts (pg_ctlcluster stop -m immediate);"
+            " quiet %.0f s after the writers stopped (tick %s)" % (len(chaos.kills), chaos.restarts, quiet_s, quiet_id))
+        biggest = admin.q("SELECT record_id, jsonb_array_length(data -> 'iterations'), octet_length(data::text)"
+                          "  FROM public.sync_changes WHERE client_id = 'mana-ai-runner'"
+                          " ORDER BY jsonb_array_length(data -> 'iterations') DESC, created_at DESC LIMIT 1")
+        log(memory.summary() + ("; the longest history: mission %s, %s iterations, its last runner row %.0f kB"
+                                % (biggest[0][0], biggest[0][1], int(biggest[0][2]) / 1024.0) if biggest else ""))
         for c in checks:
             log("check: " + c)
         log("PASS in %.0f s (load average %.2f %.2f %.2f)" % ((time.monotonic() - t_start,) + load))
@@ -467,6 +598,8 @@ def main():
         return 1
     finally:
         stop.set()
+        if memory:
+            memory.stop_ev.set()
         mock.stop()
         shutil.rmtree(keydir, ignore_errors=True)
         admin.close()

@@ -2,10 +2,14 @@
 the sync server, and the crypto vectors their rows carry.
 
 Owns the shapes of the rows the writers append (as the web app writes
-them) and which commits were acknowledged.  Must never write
-`iterations` (only the runner does), and every row that sets nextRunAt
-also sets an `objective` unique to that row, with the same field stamps:
-soak_checks.py relies on both to name the slot each write-back planned.
+them, in the sync format the table has: field_timestamps in the seed
+format; field_meta, origin NULL and the mission's space_id in the current
+one) and which commits were acknowledged.  Must never write `iterations`
+(only the runner does), and every row that sets nextRunAt also sets an
+`objective` unique to that row, with the same field stamps: soak_checks.py
+relies on both to name the slot each write-back planned.  A mission's
+space_id never changes (soak_checks.py checks that the runner's rows
+carry it).
 """
 import datetime as dt
 import json
@@ -15,7 +19,7 @@ import threading
 import time
 
 import pq
-from soak_common import Fail, iso, utcnow
+from soak_common import SEED, STAMPS, Fail, iso, utcnow
 
 LEGACY = "legacy:ai-default"
 APP_ROLE, APP_PASSWORD = "soak_app", "soak-app-pw"
@@ -44,6 +48,11 @@ GRANT_INPUTS = [{"module": "notes", "table": "notes", "id": "n1"},
                 {"module": "goals", "table": "companionGoals", "id": "g1"}]
 
 
+def space_of(user, k):
+    """The space of the user's k-th initial mission (current format only): a third are shared."""
+    return "sp-%s" % user if k % 3 == 1 and not SEED else None
+
+
 def cadence(rng):
     kind = rng.choice(["interval", "interval", "daily", "weekly", "cron", "manual"])
     if kind == "interval":
@@ -55,6 +64,15 @@ def cadence(rng):
     if kind == "cron":
         return {"kind": kind, "expression": rng.choice(CRON)}
     return {"kind": "manual"}
+
+
+# The writers' INSERT in the table's format (STAMPS is a constant).
+_COLS = "id, app_id, table_name, record_id, user_id, op, data, %s, client_id, actor%s" % (
+    STAMPS, "" if SEED else ", space_id")
+INSERT_SQL = ("INSERT INTO public.sync_changes (%s) SELECT %s"
+              "   FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, app_id text, table_name text, record_id text,"
+              "        user_id text, op text, data jsonb, %s jsonb, client_id text, actor jsonb%s)"
+              % (_COLS, _COLS, STAMPS, "" if SEED else ", space_id text"))
 
 
 class Writer(threading.Thread):
@@ -77,6 +95,7 @@ class Writer(threading.Thread):
         # model: per user, missions {id: alive} and agents
         self.missions = {u: ["m-%s-%d" % (u, k) for k in range(8)] + ["mission-abc"] for u in users}
         self.agents = {u: [LEGACY, "ag-%s-a" % u, "ag-%s-b" % u] for u in users}
+        self.spaces = {"m-%s-%d" % (u, k): space_of(u, k) for u in users for k in range(8)}
 
     # -- row shapes -----------------------------------------------------
     def tag(self):
@@ -90,12 +109,16 @@ class Writer(threading.Thread):
         return iso(now)
 
     def row(self, user, table, record, op, data, app="ai", actor=True):
+        """A row as the web app pushes it; origin is left NULL (the web app sends none)."""
         st = self.stamp()
-        return {"id": self.uuid(), "app_id": app, "table_name": table, "record_id": record,
-                "user_id": user, "op": op, "data": data,
-                "field_timestamps": {k: st for k in data} if data else {},
-                "client_id": self.client,
-                "actor": {"kind": "user", "principalId": user, "displayName": user} if actor else None}
+        r = {"id": self.uuid(), "app_id": app, "table_name": table, "record_id": record,
+             "user_id": user, "op": op, "data": data,
+             STAMPS: {k: st for k in data} if data else {},
+             "client_id": self.client,
+             "actor": {"kind": "user", "principalId": user, "displayName": user} if actor else None}
+        if not SEED:
+            r["space_id"] = self.spaces.get(record) if table == "aiMissions" else None
+        return r
 
     def uuid(self):
         b = bytearray(self.rng.getrandbits(128).to_bytes(16, "big"))
@@ -140,6 +163,7 @@ class Writer(threading.Thread):
             if agent:
                 data["agentId"] = agent
             ms.append(mid)
+            self.spaces[mid] = "sp-%s" % u if not SEED and rng.random() < 0.3 else None
             return "new-mission", [self.row(u, "aiMissions", mid, "insert", data)]
         if r < 0.30:
             field = rng.choice(["title", "conceptMarkdown"])
@@ -202,11 +226,7 @@ class Writer(threading.Thread):
             c.execute("BEGIN")
         c.execute("SELECT set_config('app.current_user_id', $1, %s)" % ("true" if batch else "false"),
                   (rows[0]["user_id"],))
-        sql = ("INSERT INTO public.sync_changes (id, app_id, table_name, record_id, user_id, op, data,"
-               "       field_timestamps, client_id, actor)"
-               " SELECT id, app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, actor"
-               "   FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, app_id text, table_name text, record_id text,"
-               "        user_id text, op text, data jsonb, field_timestamps jsonb, client_id text, actor jsonb)")
+        sql = INSERT_SQL
         if not batch:
             # In autocommit the INSERT is its own commit: a connection lost
             # before its answer leaves it in doubt like a lost COMMIT.

@@ -11,12 +11,17 @@
 # each run's counts are its rows, and the metrics since the last crash
 # moved exactly with the rows.  tests/lib/soak.py does it all and prints
 # the figures; bench/soak runs the same for longer.
-#   SOAK_SECONDS (default 80) of writes; SOAK_SEED replays a run's choices.
-#   Runs in the seed sync format (FORMAT=seed): its slot oracle
-#   (soak_checks.py) attributes every planned slot to the nextRunAt a row
-#   of the log set, which the current format's runner no longer writes
-#   (its slots are in mana_ai.mission_slots); format_switch.sh and kill9
-#   cover the current format's slots.
+#   SOAK_SECONDS (default 80) of writes; SOAK_SEED replays a run's choices;
+#   SOAK_INJECT=lost-row,snapshot,dup-slot,slot-state,due,running,metrics,shape,refresh
+#   plants a counter-example per check (each then fails).
+#   FORMAT=current (the default, SPEC 11.1; as every test) or seed (SPEC
+#   1.1): the writers write the table's format, and the slot oracle
+#   (soak_checks.py) reads the slot each write-back planned from the
+#   nextRunAt the runner writes into the log (seed), or walks each
+#   mission's write-backs with the slot state mana_ai.mission_slots had at
+#   each of their commits (current; a deferred trigger of the soak logs
+#   it), and checks that state names the slot the log says it planned.
+#   make test runs it in the current format here and in the seed format
+#   as seed/worker/soak (tests/run.sh).
 set -euo pipefail
-export FORMAT=seed
 exec python3 tests/lib/soak.py --seconds "${SOAK_SECONDS:-80}"
