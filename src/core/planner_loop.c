@@ -60,6 +60,8 @@ struct PlanLoop
 	int		   *ready;			/* FIFO of missions ready for their next round */
 	int			ready_head;
 	int			ready_len;
+	int			added;			/* missions [0, added) are in the loop */
+	bool		closed;			/* no more will be added */
 	int			next_new;		/* first mission not started yet */
 	int			in_flight;
 	int			ended;
@@ -95,13 +97,18 @@ offered_for(PlanLoop *loop, const char *text, char *err, size_t errlen)
 	return arr;
 }
 
+/*
+ * A loop with room for capacity missions and none in it yet: they come
+ * with plan_loop_add, and the loop ends once plan_loop_close said that no
+ * more will come and every mission added has ended.
+ */
 PlanLoop *
-plan_loop_create(const PlanLoopConfig *cfg, PlanMission *missions, int n,
-				 char *err, size_t errlen)
+plan_loop_open(const PlanLoopConfig *cfg, PlanMission *missions, int capacity,
+			   char *err, size_t errlen)
 {
 	PlanLoop   *loop = calloc(1, sizeof(PlanLoop));
 	LlmClientConfig client;
-	int			slots = n > 0 ? n : 1;
+	int			slots = capacity > 0 ? capacity : 1;
 
 	if (loop == NULL)
 		goto oom;
@@ -119,7 +126,7 @@ plan_loop_create(const PlanLoopConfig *cfg, PlanMission *missions, int n,
 	if (loop->cfg.client.max_parallel <= 0)
 		loop->cfg.client.max_parallel = 1;
 	loop->missions = missions;
-	loop->n = n;
+	loop->n = slots;
 	loop->states = calloc(slots, sizeof(PlanMissionState));
 	loop->reqs = calloc(slots, sizeof(LlmRequest));
 	loop->offered = calloc(slots, sizeof(json_object *));
@@ -129,23 +136,9 @@ plan_loop_create(const PlanLoopConfig *cfg, PlanMission *missions, int n,
 	if (!loop->states || !loop->reqs || !loop->offered || !loop->offered_text || !loop->ready ||
 		!loop->finished)
 		goto oom;
-	for (int i = 0; i < n; i++)
-	{
-		PlanMission *m = &missions[i];
-
-		memset(&m->end, 0, sizeof(PlanMission) - offsetof(PlanMission, end));
-		m->total_tokens = -1;
-		m->state = &loop->states[i];
-		if (cfg->protocol == PLAN_PROTOCOL_TOOLS &&
-			(m->state->offered = offered_for(loop, m->tools, err, errlen)) == NULL)
-		{
-			plan_loop_free(loop);
-			return NULL;
-		}
-	}
 	client = loop->cfg.client;
 	client.manual_submit = true;
-	loop->batch = llm_batch_create(&client, loop->reqs, n, err, errlen);
+	loop->batch = llm_batch_create(&client, loop->reqs, slots, err, errlen);
 	if (loop->batch == NULL)
 	{
 		plan_loop_free(loop);
@@ -157,6 +150,63 @@ oom:
 	snprintf(err, errlen, "out of memory preparing the planner loop");
 	plan_loop_free(loop);
 	return NULL;
+}
+
+int
+plan_loop_add(PlanLoop *loop, char *err, size_t errlen)
+{
+	int			i = loop->added;
+	PlanMission *m;
+
+	if (i >= loop->n || loop->closed)
+	{
+		snprintf(err, errlen, "the planner loop has no room for another mission");
+		return -1;
+	}
+	m = &loop->missions[i];
+	memset(&m->end, 0, sizeof(PlanMission) - offsetof(PlanMission, end));
+	m->total_tokens = -1;
+	m->state = &loop->states[i];
+	loop->added++;
+	if (loop->cfg.protocol == PLAN_PROTOCOL_TOOLS &&
+		(m->state->offered = offered_for(loop, m->tools, err, errlen)) == NULL)
+	{
+		snprintf(m->reason, sizeof(m->reason), "setup");
+		snprintf(m->error, sizeof(m->error), "%s", err);
+		end_mission(loop, i, PLAN_END_LLM_ERROR);
+		return -1;
+	}
+	return i;
+}
+
+void
+plan_loop_close(PlanLoop *loop)
+{
+	loop->closed = true;
+}
+
+int
+plan_loop_waiting(const PlanLoop *loop)
+{
+	return loop->added - loop->next_new;
+}
+
+PlanLoop *
+plan_loop_create(const PlanLoopConfig *cfg, PlanMission *missions, int n,
+				 char *err, size_t errlen)
+{
+	PlanLoop   *loop = plan_loop_open(cfg, missions, n, err, errlen);
+
+	if (loop == NULL)
+		return NULL;
+	for (int i = 0; i < n; i++)
+		if (plan_loop_add(loop, err, errlen) < 0)
+		{
+			plan_loop_free(loop);
+			return NULL;
+		}
+	plan_loop_close(loop);
+	return loop;
 }
 
 /* The request body of mission i's next round, for its current model. */
@@ -246,7 +296,7 @@ admit(PlanLoop *loop)
 			loop->ready_head = (loop->ready_head + 1) % loop->n;
 			loop->ready_len--;
 		}
-		else if (loop->next_new < loop->n)
+		else if (loop->next_new < loop->added)
 			i = loop->next_new++;
 		else
 			break;
@@ -387,7 +437,7 @@ judge_failure(PlanLoop *loop, int i, const char *model)
 static void
 collect(PlanLoop *loop)
 {
-	for (int i = 0; i < loop->n && loop->in_flight > 0; i++)
+	for (int i = 0; i < loop->added && loop->in_flight > 0; i++)
 	{
 		PlanMission *m = &loop->missions[i];
 		PlanMissionState *st = m->state;
@@ -502,16 +552,23 @@ end_mission(PlanLoop *loop, int i, PlanEnd end)
 	st->own_text = NULL;
 }
 
+/* Closed, and every mission added has ended. */
+static bool
+all_ended(const PlanLoop *loop)
+{
+	return loop->closed && loop->ended == loop->added;
+}
+
 bool
 plan_loop_step(PlanLoop *loop, int max_wait_ms)
 {
 	admit(loop);
-	if (loop->ended == loop->n)
+	if (all_ended(loop))
 		return true;
-	llm_batch_step(loop->batch, max_wait_ms);
+	llm_batch_step(loop->batch, loop->in_flight > 0 ? max_wait_ms : 0);
 	collect(loop);
 	admit(loop);
-	return loop->ended == loop->n;
+	return all_ended(loop);
 }
 
 void
@@ -520,7 +577,7 @@ plan_loop_free(PlanLoop *loop)
 	if (loop == NULL)
 		return;
 	llm_batch_free(loop->batch);
-	for (int i = 0; loop->states && i < loop->n; i++)
+	for (int i = 0; loop->states && i < loop->added; i++)
 	{
 		PlanMissionState *st = &loop->states[i];
 

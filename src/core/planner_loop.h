@@ -30,14 +30,41 @@
 
 typedef struct PlanLoop PlanLoop;
 
-/* NULL (reason in err) when the client or a tools array is unusable. */
+/*
+ * Every one of missions[0..n) at once: plan_loop_open, plan_loop_add of
+ * each, plan_loop_close.  NULL (reason in err) when the client or a tools
+ * array is unusable.
+ */
 extern PlanLoop *plan_loop_create(const PlanLoopConfig *cfg,
 								  PlanMission *missions, int n,
 								  char *err, size_t errlen);
 
 /*
- * Send what may be sent, wait up to max_wait_ms, judge finished rounds
- * and queue next rounds.  True when every mission has ended.
+ * A loop fed as it goes: room for capacity missions, none in it yet.
+ * The caller fills missions[k] (system, user, tools, budget) and adds it
+ * with plan_loop_add, between steps, while earlier ones are in flight;
+ * plan_loop_close says no more will come.  NULL (reason in err) when the
+ * client is unusable.
+ */
+extern PlanLoop *plan_loop_open(const PlanLoopConfig *cfg, PlanMission *missions,
+								int capacity, char *err, size_t errlen);
+
+/*
+ * Add the next mission (the first of missions[] not added yet): its
+ * index, or -1 (reason in err) when there is no room or its tools array
+ * is unusable; such a mission has ended already (PLAN_END_LLM_ERROR) and
+ * is given out by plan_loop_take_finished like any other.
+ */
+extern int	plan_loop_add(PlanLoop *loop, char *err, size_t errlen);
+extern void plan_loop_close(PlanLoop *loop);
+
+/* Missions added and not started yet (how far ahead the feeder is). */
+extern int	plan_loop_waiting(const PlanLoop *loop);
+
+/*
+ * Send what may be sent, wait up to max_wait_ms (not at all when nothing
+ * is in flight), judge finished rounds and queue next rounds.  True when
+ * the loop is closed and every mission has ended.
  */
 extern bool plan_loop_step(PlanLoop *loop, int max_wait_ms);
 

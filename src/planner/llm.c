@@ -55,20 +55,27 @@ static void count_fallback(void *arg, const char *from, const char *to);
 static void count_request(void *arg, double seconds);
 static void count_breaker_open(void *arg, const char *model, int failures);
 static void count_tokens(void *arg, const char *model, int64_t sent, int64_t received);
-/* The streaming consumer of one mana_ai_llm_complete_stream call. */
+/* The consumer and the feeder of one mana_ai_llm_complete_stream call. */
 typedef struct StreamState
 {
 	LlmFinishedFn fn;
+	LlmFeedFn	feed;			/* NULL: every call given at the start */
 	void	   *arg;
 	LlmCall    *calls;
 	PlanMission *missions;
 	bool		tools;
 	bool	   *taken;			/* handed to fn already */
 	int		   *done;			/* scratch for plan_loop_take_finished */
-	int			n;
+	int			n;				/* room: the calls[] array's length */
+	int			added;			/* calls[0..added) are in the loop */
+	bool		closed;			/* the feeder has no more */
+	int			lookahead;		/* calls the feeder keeps ready to start */
 } StreamState;
 
 static void run_loop(PlanLoop *volatile *loopp, StreamState *stream);
+static void mission_from_call(PlanMission *m, const LlmCall *c);
+static bool feed_loop(PlanLoop *loop, StreamState *st);
+static void fail_unstarted(StreamState *st, const char *err);
 static void copy_results(LlmCall *calls, PlanMission *missions, const int *idx,
 						 int ncalls, bool tools);
 
@@ -306,21 +313,71 @@ hand_over(PlanLoop *loop, StreamState *st)
 	return (wait < 0 || wait > STEP_WAIT_MS) ? STEP_WAIT_MS : wait;
 }
 
+/* The loop's copy of a call's inputs. */
+static void
+mission_from_call(PlanMission *m, const LlmCall *c)
+{
+	m->system = c->system;
+	m->user = c->user;
+	m->tools = c->tools;
+	m->tools_reserve = c->tools_reserve;
+	m->budget = (int64_t *) c->token_budget;
+	m->budget_total = c->budget_total;
+}
+
 /*
- * Step the loop until every conversation has ended, handing each ended
- * one to the stream's consumer between steps (never during a wait).
- * Between steps the usual interrupt processing runs; when it raises, the
- * caller's PG_CATCH frees the loop, which closes every connection still
- * open.  A pending SIGTERM turns into FATAL (proc_exit, no PG_CATCH), so
- * the loop is freed first.
+ * Let the feeder add calls until lookahead of them wait to be started (a
+ * mission in flight is being answered meanwhile; one prepared too early
+ * only holds memory).  True when the loop should come back at once: the
+ * feeder stopped short of the lookahead (it keeps its pauses short) and
+ * has more.
+ */
+static bool
+feed_loop(PlanLoop *loop, StreamState *st)
+{
+	int			room;
+	int			k;
+	char		err[256];
+
+	if (st->closed)
+		return false;
+	room = Min(st->lookahead - plan_loop_waiting(loop), st->n - st->added);
+	if (room <= 0)
+		return false;			/* enough wait to be started */
+	k = st->feed(st->arg, st->added, room, &st->closed);
+	for (int j = 0; j < k; j++)
+	{
+		int			i = st->added++;
+
+		mission_from_call(&st->missions[i], &st->calls[i]);
+		(void) plan_loop_add(loop, err, sizeof(err));	/* a refusal ends it: handed over */
+	}
+	if (st->added >= st->n)
+		st->closed = true;
+	if (st->closed)
+		plan_loop_close(loop);
+	return !st->closed && k < room;
+}
+
+/*
+ * Step the loop until every conversation has ended, feeding it and
+ * handing each ended one to the stream's consumer between steps (never
+ * during a wait).  Between steps the usual interrupt processing runs; when
+ * it raises, the caller's PG_CATCH frees the loop, which closes every
+ * connection still open.  A pending SIGTERM turns into FATAL (proc_exit,
+ * no PG_CATCH), so the loop is freed first.
  */
 static void
 run_loop(PlanLoop *volatile *loopp, StreamState *stream)
 {
 	int			wait = STEP_WAIT_MS;
 
-	while (!plan_loop_step(*loopp, wait))
+	for (;;)
 	{
+		if (stream->feed && feed_loop(*loopp, stream))
+			wait = 0;			/* more to feed: only look at the network */
+		if (plan_loop_step(*loopp, wait))
+			break;
 		report_limits(plan_loop_in_flight(*loopp));
 		if (ProcDiePending || !PostmasterIsAlive())
 		{
@@ -422,7 +479,7 @@ copy_results(LlmCall *calls, PlanMission *missions, const int *idx, int ncalls, 
 void
 mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol)
 {
-	mana_ai_llm_complete_stream(calls, ncalls, protocol, NULL, NULL);
+	mana_ai_llm_complete_stream(calls, ncalls, protocol, NULL);
 }
 
 double
@@ -433,7 +490,7 @@ mana_ai_llm_now(void)
 
 void
 mana_ai_llm_complete_stream(LlmCall *calls, int ncalls, int protocol,
-							LlmFinishedFn finished, void *arg)
+							const LlmStreamHooks *hooks)
 {
 	PlanMission *missions;
 	StreamState stream;
@@ -449,25 +506,22 @@ mana_ai_llm_complete_stream(LlmCall *calls, int ncalls, int protocol,
 	if (ncalls <= 0)
 		return;
 	missions = palloc0(sizeof(PlanMission) * ncalls);
-	for (int i = 0; i < ncalls; i++)
-	{
-		missions[i].system = calls[i].system;
-		missions[i].user = calls[i].user;
-		missions[i].tools = calls[i].tools;
-		missions[i].tools_reserve = calls[i].tools_reserve;
-		missions[i].budget = (int64_t *) calls[i].token_budget;
-		missions[i].budget_total = calls[i].budget_total;
-	}
 	fill_config(&cfg, protocol, names);
 	memset(&stream, 0, sizeof(stream));
-	stream.fn = finished;
-	stream.arg = arg;
+	if (hooks)
+	{
+		stream.fn = hooks->finished;
+		stream.feed = hooks->feed;
+		stream.arg = hooks->arg;
+	}
 	stream.calls = calls;
 	stream.missions = missions;
 	stream.tools = cfg.protocol == PLAN_PROTOCOL_TOOLS;
 	stream.taken = palloc0(sizeof(bool) * ncalls);
 	stream.done = palloc(sizeof(int) * ncalls);
 	stream.n = ncalls;
+	/* two rounds' worth of parallel calls ready: the slots never idle */
+	stream.lookahead = 2 * Max(cfg.client.max_parallel, 1);
 	memset(&breaker, 0, sizeof(breaker));
 	breaker.threshold = mana_ai_model_breaker_failures;
 	cfg.breaker = &breaker;
@@ -478,16 +532,18 @@ mana_ai_llm_complete_stream(LlmCall *calls, int ncalls, int protocol,
 		if (mana_ai_llm_key_file && mana_ai_llm_key_file[0])
 			read_key_file(mana_ai_llm_key_file, key, sizeof(key));
 		cfg.client.api_key = key;
-		loop = plan_loop_create(&cfg, missions, ncalls, err, sizeof(err));
-		explicit_bzero(key, sizeof(key));
-		if (loop == NULL)
+		if (stream.feed)
+			loop = plan_loop_open(&cfg, missions, ncalls, err, sizeof(err));
+		else
 		{
 			for (int i = 0; i < ncalls; i++)
-			{
-				missions[i].end = PLAN_END_LLM_ERROR;
-				strlcpy(missions[i].error, err, sizeof(missions[i].error));
-			}
+				mission_from_call(&missions[i], &calls[i]);
+			stream.added = ncalls;
+			loop = plan_loop_create(&cfg, missions, ncalls, err, sizeof(err));
 		}
+		explicit_bzero(key, sizeof(key));
+		if (loop == NULL)
+			fail_unstarted(&stream, err);
 		else
 			run_loop(&loop, &stream);	/* frees the loop and clears loop */
 	}
@@ -497,7 +553,7 @@ mana_ai_llm_complete_stream(LlmCall *calls, int ncalls, int protocol,
 		if (loop != NULL)
 			plan_loop_free(loop);	/* aborts what is in flight */
 		mana_ai_metric_set(MG_LLM_IN_FLIGHT, 0);
-		for (int i = 0; i < ncalls; i++)
+		for (int i = 0; i < stream.added; i++)
 		{
 			/* the rounds that were answered were paid for: the caller counts them */
 			calls[i].total_tokens = missions[i].total_tokens;
@@ -509,13 +565,39 @@ mana_ai_llm_complete_stream(LlmCall *calls, int ncalls, int protocol,
 
 	log_breaker(&cfg, &breaker);
 	rest = stream.done;
-	for (int i = 0; i < ncalls; i++)
+	for (int i = 0; i < stream.added; i++)
 		if (!stream.taken[i])
 			rest[nrest++] = i;
 	copy_results(calls, missions, rest, nrest, stream.tools);
 	pfree(stream.taken);
 	pfree(stream.done);
 	pfree(missions);
+}
+
+/*
+ * The loop could not be set up (the client is unusable): every call
+ * fails with the reason, the fed ones too, each fed and handed over as
+ * the feeder gives them, so the caller sees every one end.
+ */
+static void
+fail_unstarted(StreamState *st, const char *err)
+{
+	while (st->feed && !st->closed && st->added < st->n)
+	{
+		int			k = st->feed(st->arg, st->added, st->n - st->added, &st->closed);
+
+		for (int j = 0; j < k; j++)
+			mission_from_call(&st->missions[st->added + j], &st->calls[st->added + j]);
+		st->added += k;
+	}
+	if (!st->feed)
+		st->added = st->n;
+	for (int i = 0; i < st->added; i++)
+	{
+		st->missions[i].end = PLAN_END_LLM_ERROR;
+		st->missions[i].total_tokens = -1;
+		strlcpy(st->missions[i].error, err, sizeof(st->missions[i].error));
+	}
 }
 
 /*

@@ -74,12 +74,31 @@ extern void mana_ai_llm_complete(LlmCall *calls, int ncalls, int protocol);
 typedef int (*LlmFinishedFn) (void *arg, const int *done, int k);
 
 /*
- * mana_ai_llm_complete, handing each call to finished as soon as it has
- * ended; the calls it did not hand over by the time every call has ended
+ * Called between the loop's waits, when fewer calls than the loop keeps
+ * ready wait to be started: fill in the inputs of up to room more calls,
+ * calls[next..next+k), and return k (0 is fine: come back later).  Set
+ * *closed once there are no more to come.  Like LlmFinishedFn it may open
+ * and commit transactions and raise; it should keep each pause short,
+ * since no answer is read while it runs.
+ */
+typedef int (*LlmFeedFn) (void *arg, int next, int room, bool *closed);
+
+typedef struct LlmStreamHooks
+{
+	LlmFinishedFn finished;		/* NULL: results filled in on return */
+	LlmFeedFn	feed;			/* NULL: every call's inputs given already */
+	void	   *arg;
+} LlmStreamHooks;
+
+/*
+ * mana_ai_llm_complete, fed and handing over as it goes: with a feeder,
+ * calls[] is room for ncalls and the feeder fills it (a call it never
+ * filled is not touched); each call is handed to finished as soon as it
+ * has ended; the calls not handed over by the time every call has ended
  * (none, unless finished is NULL) are filled in on return.
  */
 extern void mana_ai_llm_complete_stream(LlmCall *calls, int ncalls, int protocol,
-										LlmFinishedFn finished, void *arg);
+										const LlmStreamHooks *hooks);
 
 /* A monotonic clock in seconds, the one answered_at is read on. */
 extern double mana_ai_llm_now(void);

@@ -30,12 +30,14 @@ typedef struct Job
 	char	   *agent_id;		/* principal: agent id or legacy */
 	char	   *agent_name;
 	bool		has_agent;		/* an agent snapshot was found */
-	Jsonb	   *mission;
-	Jsonb	   *agent;			/* NULL for legacy missions */
+	Jsonb	   *agent;			/* NULL for legacy missions; shared by the
+								 * agent's missions, read-only */
 	char		iteration_id[37];
 	TimestampTz started_at;
 	int			attempts_before;
 	int64		token_budget;	/* the agent's tokens left at selection, -1: no limit */
+	int64	   *token_pool;		/* what is left now, shared by the agent's
+								 * missions of the tick (NULL: no limit) */
 	bool		prepared;		/* prompt rendered, LLM call pending */
 	LlmCall    *call;			/* after the LLM phase: call->model (answering
 								 * model), call->total_tokens (all rounds),
@@ -85,7 +87,8 @@ typedef struct Tick
 	int			protocol;		/* mana_ai.planner_protocol, read at the start */
 	MemoryContext cxt;			/* survives the phase transactions */
 	MemoryContext job_cxt;		/* one mission's scratch, reset after each */
-	struct HTAB *prompts;		/* system prompts kept once (tick_run.c) */
+	struct HTAB *prompts;		/* system prompts kept once (tick_prepare.c) */
+	struct HTAB *pools;			/* token pools per (user, agent), same */
 	int64		run_id;
 	TimestampTz scanned_at;
 	int			due;
@@ -109,6 +112,13 @@ typedef struct Tick
 
 /* tick_stream.c: the LLM phase, each plan written back as it is ready */
 extern void tick_llm_phase(Tick *t);
+
+/* tick_prepare.c: a mission's record, grant, inputs and prompt; the agent tables */
+extern bool tick_prepare_mission(Tick *t, Job *job);
+extern void tick_forget_prompt(Job *job);
+extern void tick_share_token_budget(Tick *t, Job *job);
+extern struct HTAB *tick_agent_table(Tick *t, const char *name, Size entrysize);
+extern char *tick_agent_key(const char *user_id, const char *agent_id);
 
 /* tick_groups.c: SELECT mana_ai_tick()'s write-back, a subtransaction per group */
 extern void tick_settle_grouped(Tick *t);

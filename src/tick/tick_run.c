@@ -3,13 +3,14 @@
  * SELECT mana_ai_tick() alike: its phases, in order.
  *
  * Phases: lock and record the run; refresh the snapshots; pick the due
- * missions and apply the agent gates; per mission unwrap the grant,
- * resolve the inputs and render the prompt; call the LLM for all of them
- * at once, each mission parsed and written back (or its failure counted
- * and backed off) as soon as its call ends (tick_stream.c); close the run.
- * The transactions they run in are tick_xact.c's, the run's row
- * tick_runs.c's, each mission's write-back tick_settle.c's (in the
- * worker's batches, tick_batch.c, or from SQL in groups, tick_groups.c).
+ * missions and apply the agent gates; then the LLM phase (tick_stream.c):
+ * each mission prepared (grant, inputs, prompt: tick_prepare.c) as the
+ * loop has room for it, every conversation in one multi handle, each
+ * mission parsed and written back (or its failure counted and backed off)
+ * as soon as its call ends; close the run.  The transactions they run in
+ * are tick_xact.c's, the run's row tick_runs.c's, each mission's
+ * write-back tick_settle.c's (in the worker's batches, tick_batch.c, or
+ * from SQL in groups, tick_groups.c).
  *
  * Owns the order of the phases, the agent gates, and what the worker does
  * when an error ends its tick.  Must never hold a
@@ -47,37 +48,23 @@
 #define LEGACY_AGENT_ID	"legacy:ai-default"
 
 /*
- * Missions running per (user_id, agent_id) in this tick.  The key is the
- * whole pair however long ("<length of user_id>:<user_id><agent_id>", so
- * no id can run into the other), not a fixed-size copy that two long ids
- * sharing a prefix would collide in.
+ * Missions running per (user_id, agent_id) in this tick (tick_agent_key),
+ * and the agent's record, one copy for all of them.
  */
 typedef struct AgentSlots
 {
 	char	   *key;			/* hash key: a pointer to the string */
 	int			running;
+	Jsonb	   *agent;			/* NULL until a mission of it is taken */
 } AgentSlots;
-
-/* The token budget left to an agent's missions in this tick, same key. */
-typedef struct AgentPool
-{
-	char	   *key;
-	int64		tokens_left;
-} AgentPool;
 
 static Jsonb *run_tick(TickMode mode, MemoryContext cxt);
 static void refresh_phase(Tick *t);
 static void select_phase(Tick *t);
-static void prepare_job(Tick *t, Job *job);
 static void llm_phase(Tick *t);
 static void writeback_phase(Tick *t);
 pg_noreturn static void fail_worker_run(Tick *t);
-static HTAB *agent_table(Tick *t, const char *name, Size entrysize);
-static char *agent_key(const char *user_id, const char *agent_id);
-static char *keep_prompt(Tick *t, const char *text);
 static void new_uuid(char *out);
-static uint32 agent_key_hash(const void *key, Size keysize);
-static int	agent_key_match(const void *a, const void *b, Size keysize);
 
 /* ------------------------------------------------------------ entry points */
 
@@ -143,7 +130,6 @@ run_tick(TickMode mode, MemoryContext cxt)
 		refresh_phase(t);
 		tick_phase_done(t, TP_REFRESH);
 		select_phase(t);
-		tick_phase_done(t, TP_PREPARE);
 		llm_phase(t);
 		tick_phase_done(t, TP_LLM);
 		writeback_phase(t);
@@ -191,7 +177,7 @@ refresh_phase(Tick *t)
  * or with a catalog older than 0.3.0 the record's nextRunAt.
  */
 #define DUE_SQL(SLOT) \
-	"SELECT m.user_id, m.mission_id, ms.record, " SLOT "," \
+	"SELECT m.user_id, m.mission_id, " SLOT "," \
 	"       m.agent_id, a.agent_id IS NOT NULL, ag.record, a.name, a.state, a.deleted," \
 	"       a.max_concurrent_missions, a.max_tokens_per_day," \
 	/* numeric sum, saturated: rows stored before 0.3.0's clamp may be huge */ \
@@ -201,7 +187,6 @@ refresh_phase(Tick *t)
 	"             9223372036854775807)::bigint," \
 	"       coalesce(t.attempts, 0), coalesce(t.next_attempt_at > now(), false)" \
 	"  FROM mana_ai.due_missions m" \
-	"  JOIN mana_ai.mission_snapshots ms ON ms.user_id = m.user_id AND ms.mission_id = m.mission_id" \
 	"  LEFT JOIN mana_ai.agents a ON a.user_id = m.user_id AND a.agent_id = m.agent_id" \
 	"  LEFT JOIN mana_ai.agent_snapshots ag ON ag.user_id = a.user_id AND ag.agent_id = a.agent_id" \
 	"  LEFT JOIN mana_ai.mission_attempts t ON t.user_id = m.user_id" \
@@ -220,18 +205,19 @@ select_phase(Tick *t)
 {
 	HTAB	   *taken;
 	uint64		n;
-	ListCell   *lc;
 
 	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: selecting due missions");
 	tick_unit_begin(t);
 	mana_ai_spi_connect();
 	/* the ops views carry no record (0.3.0): it comes from the snapshots */
 	if (SPI_execute(mana_ai_slot_state_installed(mana_ai_sync_format()) ?
-					DUE_SQL("m.slot") : DUE_SQL("ms.record ->> 'nextRunAt'"),
+					DUE_SQL("m.slot") :
+					DUE_SQL("(SELECT ms.record ->> 'nextRunAt' FROM mana_ai.mission_snapshots ms"
+							" WHERE ms.user_id = m.user_id AND ms.mission_id = m.mission_id)"),
 					false, 0) != SPI_OK_SELECT)	/* not read-only: see the refresh */
 		elog(ERROR, "mana_ai: could not list the due missions");
 
-	taken = agent_table(t, "mana_ai agent concurrency", sizeof(AgentSlots));
+	taken = tick_agent_table(t, "mana_ai agent concurrency", sizeof(AgentSlots));
 
 	n = SPI_processed;
 	t->due = (int) n;
@@ -242,20 +228,19 @@ select_phase(Tick *t)
 		MemoryContext spi_cxt = MemoryContextSwitchTo(t->cxt);
 		Job		   *job = palloc0(sizeof(Job));
 		bool		isnull;
-		char	   *agent_id = SPI_getvalue(tup, desc, 5);
-		bool		has_agent = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		char	   *agent_id = SPI_getvalue(tup, desc, 4);
+		bool		has_agent = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		const char *decision = NULL;
 
 		CHECK_FOR_INTERRUPTS();
 		job->user_id = SPI_getvalue(tup, desc, 1);
 		job->mission_id = SPI_getvalue(tup, desc, 2);
-		job->mission = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
-		job->slot = SPI_getvalue(tup, desc, 4);
-		job->attempts_before = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
+		job->slot = SPI_getvalue(tup, desc, 3);
+		job->attempts_before = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
 		t->considered = lappend(t->considered, job);	/* one mission_runs row each */
 		job->token_budget = -1;
 
-		if (DatumGetBool(SPI_getbinval(tup, desc, 15, &isnull)))
+		if (DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull)))
 		{
 			job->decision = "backing-off";
 			job->agent_id = agent_id && has_agent ? agent_id : pstrdup(LEGACY_AGENT_ID);
@@ -265,19 +250,24 @@ select_phase(Tick *t)
 
 		if (agent_id != NULL && has_agent)
 		{
-			char	   *state = SPI_getvalue(tup, desc, 9);
-			bool		deleted = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
-			int			max_concurrent = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+			char	   *state = SPI_getvalue(tup, desc, 8);
+			bool		deleted = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+			int			max_concurrent = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
 			bool		no_budget;
-			int64		budget = DatumGetInt64(SPI_getbinval(tup, desc, 12, &no_budget));
-			int64		used = DatumGetInt64(SPI_getbinval(tup, desc, 13, &isnull));
-			char	   *key = agent_key(job->user_id, agent_id);
+			int64		budget = DatumGetInt64(SPI_getbinval(tup, desc, 11, &no_budget));
+			int64		used = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+			char	   *key = tick_agent_key(job->user_id, agent_id);
 			bool		found;
 			int		   *count;
+			AgentSlots *slots;
 
-			count = &((AgentSlots *) hash_search(taken, &key, HASH_ENTER, &found))->running;
+			slots = (AgentSlots *) hash_search(taken, &key, HASH_ENTER, &found);
 			if (!found)
-				*count = 0;
+			{
+				slots->running = 0;
+				slots->agent = NULL;
+			}
+			count = &slots->running;
 
 			if (deleted)
 				decision = "skipped-deleted";
@@ -306,8 +296,11 @@ select_phase(Tick *t)
 			job->token_budget = no_budget ? -1 : budget - used;
 			job->token_total = no_budget ? 0 : budget;
 			job->agent_id = agent_id;
-			job->agent_name = SPI_getvalue(tup, desc, 8);
-			job->agent = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+			job->agent_name = SPI_getvalue(tup, desc, 7);
+			if (slots->agent == NULL)
+				slots->agent = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 6, &isnull));
+			job->agent = slots->agent;	/* read-only: shared */
+			tick_share_token_budget(t, job);
 		}
 		else
 		{
@@ -325,109 +318,16 @@ select_phase(Tick *t)
 	mana_ai_spi_finish();
 	tick_unit_commit(t);
 	tick_phase_done(t, TP_SELECT);
-
-	/*
-	 * Each mission's inputs and rendering are scratch, freed after it: only
-	 * its prompt stays for the LLM phase, and the system prompt, the same
-	 * for every mission of the same agent, once.  Kept in the tick's
-	 * memory they grew it by some 45 kB per mission (450 MB at 10,000).
-	 */
-	pgstat_report_activity(STATE_RUNNING, "mana_ai tick: preparing prompts");
-	t->job_cxt = AllocSetContextCreate(t->cxt, "mana_ai mission prepare",
-									   ALLOCSET_DEFAULT_SIZES);
-	t->prompts = agent_table(t, "mana_ai system prompts", sizeof(char *));	/* any string key */
-	foreach(lc, t->jobs)
-	{
-		Job		   *job = (Job *) lfirst(lc);
-		char	   *error = NULL;
-
-		CHECK_FOR_INTERRUPTS();
-		if (!tick_run_isolated(t, prepare_job, job, &error))
-		{
-			job->prepared = false;
-			job->fail_phase = "resolving-inputs";
-			job->cadence_invalid = !job->cadence_checked;
-			job->fail_name = job->cadence_invalid ? "CadenceError" : "InputError";
-			job->fail_message = job->cadence_invalid ?
-				psprintf("invalid cadence: %s", error) : error;
-		}
-		MemoryContextReset(t->job_cxt);
-	}
 }
 
 /*
- * Cadence, grant, inputs, prompt for one mission (SPEC 4.5-4.7).  A
- * cadence next_run_at refuses would fail only in the write-back, after
- * the LLM call: it is tried first, and its error fails the mission at
- * once (cadence_checked stays false).  A grant that does not unwrap is no
- * error: it is counted and the mission runs without its encrypted inputs.
- */
-static void
-prepare_job(Tick *t, Job *job)
-{
-	List	   *inputs;
-	PlannerPrompt prompt;
-	Jsonb	   *cadence = jb_member_object(job->mission, "cadence");
-	bool		manual;
-
-	if (cadence != NULL)
-		(void) mana_ai_next_run_at(cadence, GetCurrentTimestamp(), &manual);
-	job->cadence_checked = true;
-
-	MemoryContextSwitchTo(t->job_cxt);
-	inputs = mana_ai_resolve_mission_inputs(job->user_id, job->mission_id, job->mission,
-											job->iteration_id, true);
-	MemoryContextSwitchTo(t->job_cxt);
-	prompt = mana_ai_render_prompt(job->mission, job->agent, inputs,
-								   t->protocol == MANA_AI_PROTOCOL_TOOLS);
-
-	MemoryContextSwitchTo(t->cxt);
-	job->call = palloc0(sizeof(LlmCall));
-	job->call->system = keep_prompt(t, prompt.system);
-	job->call->user = pstrdup(prompt.user);
-	job->call->tools = prompt.tools;	/* in the tick's memory already */
-	job->call->tools_reserve = prompt.tools_reserve;
-	job->prepared = true;
-}
-
-/*
- * One token pool per (user, agent) with a budget, shared by the agent's
- * missions of this tick, so the loop stops every one of them between
- * rounds once the agent reaches maxTokensPerDay.
- */
-static void
-share_token_budgets(Tick *t)
-{
-	HTAB	   *pools = agent_table(t, "mana_ai token pools", sizeof(AgentPool));
-	ListCell   *lc;
-
-	foreach(lc, t->jobs)
-	{
-		Job		   *job = (Job *) lfirst(lc);
-		char	   *key;
-		bool		found;
-		AgentPool  *pool;
-
-		if (!job->prepared || job->token_budget < 0)
-			continue;
-		key = agent_key(job->user_id, job->agent_id);
-		pool = (AgentPool *) hash_search(pools, &key, HASH_ENTER, &found);
-		if (!found)
-			pool->tokens_left = job->token_budget;
-		job->call->token_budget = &pool->tokens_left;
-		job->call->budget_total = job->token_total;
-	}
-}
-
-/*
- * Every mission's planner conversation at once (tick_stream.c, which in
- * the worker writes each plan back as soon as it is ready); in the
- * worker no transaction is open here.
+ * Every mission prepared and its planner conversation held, all at once
+ * (tick_stream.c, which in the worker writes each plan back as soon as it
+ * is ready); in the worker no transaction is open across a wait.
  */
 static void
 llm_phase(Tick *t)
 {
-	share_token_budgets(t);
 	tick_llm_phase(t);
 }
 
@@ -505,54 +405,6 @@ fail_worker_run(Tick *t)
 }
 
 /* ------------------------------------------------------------ small helpers */
-
-/* text in the tick's memory, one copy per distinct text (read-only). */
-static char *
-keep_prompt(Tick *t, const char *text)
-{
-	bool		found;
-	char	  **kept = (char **) hash_search(t->prompts, &text, HASH_ENTER, &found);
-
-	if (!found)
-		*kept = MemoryContextStrdup(t->cxt, text);	/* the key points here now */
-	return *kept;
-}
-
-static uint32
-agent_key_hash(const void *key, Size keysize)
-{
-	const char *s = *(const char *const *) key;
-
-	return hash_bytes((const unsigned char *) s, (int) strlen(s));
-}
-
-static int
-agent_key_match(const void *a, const void *b, Size keysize)
-{
-	return strcmp(*(const char *const *) a, *(const char *const *) b);
-}
-
-/* A table keyed by agent_key(), in the tick's memory. */
-static HTAB *
-agent_table(Tick *t, const char *name, Size entrysize)
-{
-	HASHCTL		ctl;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = entrysize;
-	ctl.hash = agent_key_hash;
-	ctl.match = agent_key_match;
-	ctl.hcxt = t->cxt;
-	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-}
-
-/* "<length of user_id>:<user_id><agent_id>": no id can run into the other. */
-static char *
-agent_key(const char *user_id, const char *agent_id)
-{
-	return psprintf("%zu:%s%s", strlen(user_id), user_id, agent_id);
-}
 
 static void
 new_uuid(char *out)
