@@ -87,6 +87,7 @@ typedef struct Tick
 	int			protocol;		/* mana_ai.planner_protocol, read at the start */
 	MemoryContext cxt;			/* survives the phase transactions */
 	MemoryContext job_cxt;		/* one mission's scratch, reset after each */
+	MemoryContext write_cxt;	/* one write-back's scratch, reset before each */
 	struct HTAB *prompts;		/* system prompts kept once (tick_prepare.c) */
 	struct HTAB *pools;			/* token pools per (user, agent), same */
 	int64		run_id;

@@ -27,8 +27,12 @@ set_guc mana_ai.llm_url "$MOCK_URL"
 set_guc mana_ai.llm_timeout 30000
 use_test_grant_key "$kdir"
 
-# One moment when all fall due, after every insert is in.
-due=$(q mana_sync -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC' + interval '6 s', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+# One moment when all fall due; the worker paused until every insert is
+# in, so that one tick takes them all however slow the machine.
+set_guc mana_ai.enabled off
+poll_until 60 mana_sync "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mana_ai worker' AND query LIKE 'paused%'" 1 \
+    || fail "the worker did not pause"
+due=$(q mana_sync -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC' + interval '1 s', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
 # n users, each with the fixture's note and task and its granted
 # mission-abc (the grant binds the mission id, not the user).
 for u in $(seq 1 $n); do
@@ -49,6 +53,8 @@ for u in $(seq 1 $n); do
                           'nextRunAt', '$due'), 'web')" >/dev/null
 done
 
+sleep 1.2
+set_guc mana_ai.enabled on
 written="SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner'"
 poll_until 60 mana_sync "$written" $n \
     || { q mana_sync -c "SELECT id, status, due_missions, errors FROM mana_ai.tick_runs ORDER BY id DESC LIMIT 3" | cut -c1-300;
