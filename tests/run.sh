@@ -19,7 +19,10 @@
 #      run again in the seed format (FORMAT=seed, SPEC 1.1) as seed/...
 #   9. the matrix (tests/lib/matrix.sh): PostgreSQL 17 (Debian trixie) and
 #      18 (sid) in cached debootstrap chroots, prepared in the background
-#      while steps 1 to 8 run, then run side by side; each builds with -Werror, stage-installs and
+#      while steps 1 to 6 run, then run side by side, beside steps 7 and 8
+#      (most of every test is waiting on ticks, and it saves the four
+#      minutes that make test would otherwise need past its half hour);
+#      each builds with -Werror, stage-installs and
 #      runs pg_regress, pgTAP, the unit tests, the worker end-to-end in
 #      both protocols, kill -9, the upgrade and dump/restore there
 #      (MANA_MATRIX=full: the whole suite, as make test-matrix does;
@@ -61,7 +64,8 @@ summary() {
     [ $failed -eq 0 ]
 }
 
-# The matrix runs after the host suite, from the chroots prepared beside it.
+# The matrix runs beside the last host tests, from the chroots prepared
+# beside the first ones.
 matrix=${MANA_MATRIX:-}
 [ -z "$matrix" ] && { [ -n "$only" ] && matrix=0 || matrix=subset; }
 [ "$(id -u)" = 0 ] || matrix=0
@@ -186,6 +190,25 @@ report_fuzzers
 echo "== worker tests (one cluster each, shared_preload_libraries=mana_ai)"
 run_shell_tests tests/worker "--preload"
 
+# start_matrix: 17 and 18 side by side in the background, each in its own
+# chroot, its clusters on kernel-picked ports.
+matrix_pids=()
+start_matrix() {
+    [ "$matrix" != 0 ] || return 0
+    echo "== matrix: waiting for the chroots"
+    if ! wait "$matrix_prep_pid"; then
+        matrix_prep_failed=1
+        return 0
+    fi
+    echo "== matrix: PostgreSQL 17 and 18 started side by side, beside the tests below"
+    for major in 17 18; do
+        bash tests/lib/matrix.sh run "$major" "$matrix" > "$logs/matrix-$major.log" 2>&1 &
+        matrix_pids+=($!)
+    done
+}
+matrix_prep_failed=0
+start_matrix
+
 echo "== scale tests (a cluster each, plus the clusters the test starts)"
 run_shell_tests tests/scale ""
 
@@ -225,19 +248,10 @@ if [ "$matrix" = 0 ]; then
     summary; exit
 fi
 echo "$host_major: $passed passed, $failed failed" > "$logs/matrix.lines"
-echo "== matrix: waiting for the chroots"
-if ! wait "$matrix_prep_pid"; then
+if [ "$matrix_prep_failed" = 1 ]; then
     flunk matrix-prepare "$logs/matrix-prepare.log"
 else
-    # 17 and 18 side by side: each in its own chroot, its clusters on
-    # kernel-picked ports; most of a worker test is waiting on ticks, so
-    # two at once take little more than one.
-    echo "== matrix: PostgreSQL 17 and 18, side by side"
-    matrix_pids=()
-    for major in 17 18; do
-        bash tests/lib/matrix.sh run "$major" "$matrix" > "$logs/matrix-$major.log" 2>&1 &
-        matrix_pids+=($!)
-    done
+    echo "== matrix: waiting for PostgreSQL 17 and 18"
     wait "${matrix_pids[@]}" || true     # each run's own lines say what failed
     for major in 17 18; do
         echo "== matrix: PostgreSQL $major"

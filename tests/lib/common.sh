@@ -71,6 +71,16 @@ set_guc() {
     psql -X -qAt -d postgres -c "ALTER SYSTEM SET $1 = '$2'" -c "SELECT pg_reload_conf()" >/dev/null
 }
 
+# exporter_version_flags: the switch that leaves out the bgwriter collector
+# of Debian's prometheus-postgres-exporter, where this version has one
+# (bookworm's does; the newer ones of trixie and sid dropped it and refuse
+# it).  Empty when there is none.
+exporter_version_flags() {
+    prometheus-postgres-exporter --help 2>&1 | grep -q -- '--\[no-\]collector.bgwriter' \
+        && echo --no-collector.bgwriter
+    return 0
+}
+
 # use_test_grant_key DIR: the TEST-ONLY RSA key of tests/fixtures/crypto in
 # DIR, 0600 and owned by the server's user, as mana_ai.private_key_file;
 # returns once it unwraps the fixture's grant.

@@ -93,9 +93,8 @@ done
 
 # --- the exporter, on a free loopback port ------------------------------------
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# The bgwriter collector's switch, where this exporter version has one (newer ones refuse it).
-bgwriter_off=""
-prometheus-postgres-exporter --help 2>&1 | grep -q -- '--\[no-\]collector.bgwriter' && bgwriter_off=--no-collector.bgwriter
+# The bgwriter collector's switch, where this exporter version has one.
+bgwriter_off=$(exporter_version_flags)
 # lib/pq refuses some libpq variables pg_virtualenv sets (PGSYSCONFDIR): start from a clean environment.
 env -i PATH="$PATH" \
     DATA_SOURCE_NAME="host=127.0.0.1 port=$PGPORT user=mana_exporter password=exporter-test dbname=mana_sync sslmode=disable" \

@@ -72,7 +72,7 @@ env -i PATH="$PATH" \
     PG_EXPORTER_EXTEND_QUERY_PATH="$PWD/docs/monitoring/queries.yaml" \
     timeout 120 prometheus-postgres-exporter --web.listen-address="127.0.0.1:$port" \
         --disable-default-metrics --disable-settings-metrics \
-        --no-collector.database --no-collector.bgwriter > "$tmp/exporter.log" 2>&1 &
+        --no-collector.database $(exporter_version_flags) > "$tmp/exporter.log" 2>&1 &
 exporter_pid=$!
 deadline=$((SECONDS + 15))
 until curl -sf --max-time 5 "http://127.0.0.1:$port/metrics" > "$tmp/scrape.txt"; do
