@@ -345,6 +345,7 @@ feed_loop(PlanLoop *loop, StreamState *st)
 	if (room <= 0)
 		return false;			/* enough wait to be started */
 	k = st->feed(st->arg, st->added, room, &st->closed);
+	k = Max(Min(k, room), 0);	/* no more than it was given room for */
 	for (int j = 0; j < k; j++)
 	{
 		int			i = st->added++;

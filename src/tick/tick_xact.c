@@ -62,6 +62,27 @@ tick_unit_commit(Tick *t)
 }
 
 /*
+ * Inside a PG_CATCH: the error being handled as its message, in the
+ * tick's memory, with the error state cleared (the caller then undoes its
+ * transaction).  A query cancel is no mission's failure: it goes on up.
+ */
+static char *
+take_error_unless_cancel(Tick *t)
+{
+	ErrorData  *edata;
+	char	   *message;
+
+	MemoryContextSwitchTo(t->cxt);
+	edata = CopyErrorData();
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		PG_RE_THROW();
+	FlushErrorState();
+	message = pstrdup(edata->message);
+	FreeErrorData(edata);
+	return message;
+}
+
+/*
  * Run fn for one mission so that its failure undoes only its own work:
  * in a transaction of its own (top) or a subtransaction of the one open.
  * A query cancel is not a mission failure: it goes on up.
@@ -101,13 +122,7 @@ run_guarded(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error, bool to
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(t->cxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			PG_RE_THROW();
-		FlushErrorState();
+		*error = take_error_unless_cancel(t);
 		if (top)
 			AbortCurrentTransaction();
 		else
@@ -115,8 +130,6 @@ run_guarded(Tick *t, void (*fn) (Tick *, Job *), Job *job, char **error, bool to
 			RollbackAndReleaseCurrentSubTransaction();
 			CurrentResourceOwner = owner;
 		}
-		*error = pstrdup(edata->message);
-		FreeErrorData(edata);
 		ok = false;
 	}
 	PG_END_TRY();
@@ -155,16 +168,8 @@ tick_unit_try_commit(Tick *t)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(t->cxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			PG_RE_THROW();
-		FlushErrorState();
+		error = take_error_unless_cancel(t);
 		AbortCurrentTransaction();
-		error = pstrdup(edata->message);
-		FreeErrorData(edata);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(t->cxt);
