@@ -48,6 +48,10 @@ PG_CFLAGS   = -Wall -Wextra $(WERROR) -Wno-unused-parameter -Wno-sign-compare \
 SHLIB_LINK  = -lcurl -lcrypto -ljson-c
 
 EXTRA_CLEAN = tests/unit/build tests/fuzz/build results regression.diffs regression.out
+# Objects whose source moved or went (the flat src/ of 0.2.0, old
+# bitcode) would otherwise outlive `make clean` forever.
+EXTRA_CLEAN += $(filter-out $(OBJS),$(wildcard src/*.o src/*/*.o)) \
+               $(wildcard src/*.bc src/*/*.bc)
 
 # No LLVM bitcode: nothing here benefits from JIT inlining.  Set before
 # PGXS is included: Makefile.global reads with_llvm there, and later the
