@@ -23,10 +23,12 @@
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -35,7 +37,10 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -68,6 +73,7 @@ typedef struct WorkerState
 	bool		recovered;		/* unfinished tick runs marked failed */
 	char		last_error[256];	/* the last ERROR reported, said once */
 	int			format;			/* sync format last logged, -1: none yet */
+	bool		writes_log;		/* "the role may write sync_changes" said */
 } WorkerState;
 
 typedef enum LauncherWait
@@ -87,6 +93,8 @@ static void log_launcher_wait(LauncherWait wait);
 static bool start_tick_worker(BackgroundWorkerHandle **handle);
 static bool extension_installed(void);
 static void check_sync_format(WorkerState *state);
+static void check_log_write_privilege(WorkerState *state);
+static const char *privilege_names(AclMode held);
 static void mark_unfinished_ticks_failed(void);
 static void worker_shmem_exit(int code, Datum arg);
 static int	worker_cycle(MemoryContext tick_context, WorkerState *state);
@@ -319,7 +327,7 @@ void
 mana_ai_worker_main(Datum main_arg)
 {
 	const char *role = (mana_ai_role != NULL && mana_ai_role[0] != '\0') ? mana_ai_role : NULL;
-	WorkerState state = {false, false, "", -1};
+	WorkerState state = {false, false, "", -1, false};
 	MemoryContext tick_context;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -468,6 +476,7 @@ worker_cycle_body(MemoryContext tick_context, WorkerState *state)
 		}
 
 		check_sync_format(state);
+		check_log_write_privilege(state);
 		timeout_ms = mana_ai_worker_tick_cycle(tick_context);
 	}
 	return timeout_ms;
@@ -517,6 +526,63 @@ check_sync_format(WorkerState *state)
 				(errmsg("mana_ai worker: public.sync_changes is in the %s sync format",
 						format == SYNC_FORMAT_CURRENT ? "current (field_meta)" : "seed (field_timestamps)")));
 	state->format = (int) format;
+}
+
+/* "INSERT, UPDATE" and the like: the write privileges in held. */
+static const char *
+privilege_names(AclMode held)
+{
+	StringInfoData names;
+
+	initStringInfo(&names);
+	if (held & ACL_INSERT)
+		appendStringInfoString(&names, "INSERT");
+	if (held & ACL_UPDATE)
+		appendStringInfo(&names, "%sUPDATE", names.len > 0 ? ", " : "");
+	if (held & ACL_DELETE)
+		appendStringInfo(&names, "%sDELETE", names.len > 0 ? ", " : "");
+	return names.data;
+}
+
+/*
+ * Before every tick: whether the worker's role can still write
+ * public.sync_changes itself.  Since 0.3.0 the tick appends only through
+ * mana_ai.append_runner_iteration(); a role that can INSERT rows can give
+ * a granted mission an objective of its own (issue 19, README "Threat
+ * model").  The extension cannot revoke a grant on the sync server's
+ * table, and an upgrade from 0.2.0 leaves it in place, so the worker says
+ * so (a WARNING when it is first seen, a LOG when it is gone).  The
+ * bootstrap superuser has its own warning at start.
+ */
+static void
+check_log_write_privilege(WorkerState *state)
+{
+	Oid			nsp;
+	Oid			relid;
+	AclMode		held = 0;
+	const char *role;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	nsp = get_namespace_oid("public", true);
+	relid = OidIsValid(nsp) ? get_relname_relid("sync_changes", nsp) : InvalidOid;
+	if (OidIsValid(relid) && !superuser())
+		held = pg_class_aclmask(relid, GetUserId(), ACL_INSERT | ACL_UPDATE | ACL_DELETE,
+								ACLMASK_ALL);
+	role = quote_identifier(GetUserNameFromId(GetUserId(), false));
+	if (held != 0 && !state->writes_log)
+		ereport(WARNING,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("mana_ai worker: role %s may write public.sync_changes (%s)", role,
+						privilege_names(held)),
+				 errdetail("The tick writes only through mana_ai.append_runner_iteration(); a role that can write the log "
+						   "itself can give a granted mission an instruction of its own."),
+				 errhint("REVOKE INSERT, UPDATE, DELETE ON public.sync_changes FROM %s;", role)));
+	else if (held == 0 && state->writes_log)
+		ereport(LOG,
+				(errmsg("mana_ai worker: role %s no longer writes public.sync_changes", role)));
+	state->writes_log = held != 0;
+	CommitTransactionCommand();
 }
 
 /*

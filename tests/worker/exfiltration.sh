@@ -19,7 +19,10 @@
 #    refused for a mission the tick has not taken in this transaction
 #    (claim_runner_slot takes only a due mission at its slot), twice for
 #    one claim, to PUBLIC, and for a row of any other shape (an objective,
-#    a stamp of another field, another mission's actor).
+#    a stamp of another field, another mission's actor);
+#  - the worker warns while its role can still write sync_changes (as after
+#    an upgrade from 0.2.0, whose README granted INSERT), and says so when
+#    the grant is gone.
 # The worker ticks once an hour: the SQL ticks here are the only ones.
 set -euo pipefail
 source tests/lib/common.sh
@@ -152,4 +155,28 @@ got=$(q mana_sync -c "SELECT op || ' ' || client_id || ' ' || (data ? 'objective
                        WHERE record_id = 'mission-due' AND user_id = 'u1' AND client_id = 'mana-ai-runner'")
 [ "$got" = "update mana-ai-runner false" ] || fail "after a claim, the runner's row is not one update as mana-ai-runner: '$got'"
 echo "ok - a claim needs a due mission; the append takes the runner's shape only, once per claim"
+
+# --- 4. the worker warns while its role can write the log --------------------
+[ "$(log_count 'may write public.sync_changes')" = 0 ] || fail "the worker warned though its role cannot write sync_changes"
+restart_worker() {
+    local pid
+    pid=$(q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mana_ai worker'")
+    q postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
+    poll_until 60 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mana_ai worker' AND pid <> $pid" 1 \
+        || fail "the worker did not come back"
+}
+q mana_sync -c "GRANT INSERT ON public.sync_changes TO mana_runner" >/dev/null
+restart_worker
+wait_for_log 60 'WARNING: +mana_ai worker: role mana_runner may write public.sync_changes \(INSERT' \
+    || fail "no warning for a worker's role that may INSERT into sync_changes"
+grep -Eq 'HINT: +REVOKE INSERT, UPDATE, DELETE ON public.sync_changes FROM mana_runner;' "$MANA_PG_LOG" \
+    || fail "the warning gives no REVOKE hint"
+q mana_sync -c "REVOKE INSERT ON public.sync_changes FROM mana_runner" >/dev/null
+last=$(q mana_sync -c "SELECT coalesce(max(id), 0) FROM mana_ai.tick_runs")
+restart_worker
+# the check runs before each tick: once the new worker has ticked, it ran
+poll_until 60 mana_sync "SELECT count(*) > 0 FROM mana_ai.tick_runs WHERE id > $last AND source = 'worker' AND status <> 'running'" t \
+    || fail "the restarted worker did not tick"
+[ "$(log_count 'may write public.sync_changes')" = 1 ] || fail "the worker warned again after the REVOKE"
+echo "ok - the worker warns (once, with the REVOKE) while its role may write sync_changes"
 echo "PASS exfiltration"
