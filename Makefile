@@ -42,7 +42,7 @@ DATA       += $(wildcard proxy/mana_ai_proxy--*.sql)
 JSONC_CFLAGS := $(shell pkg-config --cflags json-c 2>/dev/null)
 # Development builds fail on any warning; packagers may pass WERROR=.
 WERROR     ?= -Werror
-PG_CPPFLAGS = -I$(srcdir)/src $(JSONC_CFLAGS)
+PG_CPPFLAGS = -I$(srcdir)/src $(JSONC_CFLAGS) -DMANA_AI_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS   = -Wall -Wextra $(WERROR) -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers
 SHLIB_LINK  = -lcurl -lcrypto -ljson-c
@@ -66,6 +66,8 @@ include $(PGXS)
 # with --enable-depend: rebuild every object when any header changes, so
 # a changed struct never meets a stale object (it crashed a worker once).
 $(OBJS): $(wildcard src/*.h src/*/*.h)
+# The User-Agent names the release (llm_client.c).
+src/core/llm_client.o: mana_ai.control
 
 $(MANA_INSTALL_SQL): $(INSTALL_PARTS) mana_ai.control
 	{ printf '%s\n' '-- generated from sql/install/*.sql by make; do not edit' \

@@ -23,6 +23,11 @@
 #include "llm_client.h"
 #include "llm_client_answer.h"
 
+/* The release, from mana_ai.control (Makefile); unit and fuzz builds say "dev". */
+#ifndef MANA_AI_VERSION
+#define MANA_AI_VERSION "dev"
+#endif
+
 #define MAX_POLL_MS 100			/* abort latency bound of llm_client_run */
 
 static bool global_init_done = false;
@@ -71,7 +76,7 @@ new_easy_handle(LlmBatch *b, Call *call)
 	EASY_SETOPT(h, CURLOPT_POSTFIELDS, call->body);
 	EASY_SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(call->body));
 	EASY_SETOPT(h, CURLOPT_HTTPHEADER, b->headers);
-	EASY_SETOPT(h, CURLOPT_USERAGENT, "mana_ai/0.1");
+	EASY_SETOPT(h, CURLOPT_USERAGENT, "mana_ai/" MANA_AI_VERSION);
 	EASY_SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) b->max_response_bytes);
 	EASY_SETOPT(h, CURLOPT_WRITEFUNCTION, llm_collect_answer);
 	EASY_SETOPT(h, CURLOPT_WRITEDATA, call);

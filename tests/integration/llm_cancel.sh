@@ -143,6 +143,10 @@ case $res in *"$key"*) fail "the key is in the result" ;; esac
 auth=$(mock /__requests | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[-1]["headers"].get("Authorization",""))')
 [ "$auth" = "Bearer $key" ] || fail "bearer header not sent (got '${auth:0:20}...')"
 pass "key file at 0600: bearer header sent, key not in the result"
+ua=$(mock /__requests | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[-1]["headers"].get("User-Agent",""))')
+want="mana_ai/$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" mana_ai.control)"
+[ "$ua" = "$want" ] || fail "User-Agent is '$ua', not '$want'"
+pass "User-Agent names the release ($ua)"
 if grep -q "$key" "$MANA_PG_LOG" 2>/dev/null; then fail "the key is in the server log"; fi
 pass "the key is not in the server log"
 q "ALTER SYSTEM RESET mana_ai.llm_key_file" >/dev/null
