@@ -475,8 +475,11 @@ worker_cycle_body(MemoryContext tick_context, WorkerState *state)
 			state->recovered = true;
 		}
 
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
 		check_sync_format(state);
 		check_log_write_privilege(state);
+		CommitTransactionCommand();
 		timeout_ms = mana_ai_worker_tick_cycle(tick_context);
 	}
 	return timeout_ms;
@@ -507,20 +510,17 @@ extension_installed(void)
 }
 
 /*
- * Before every tick: which sync_changes format the database has now
- * (sync_format.c), said in the log when it is first seen or changes (a
- * migration in place).  A table that matches neither raises here, before
- * a tick run is opened, and worker_cycle says so once and waits.
+ * Before every tick (in the caller's transaction): which sync_changes
+ * format the database has now (sync_format.c), said in the log when it
+ * is first seen or changes (a migration in place).  A table that matches
+ * neither raises here, before a tick run is opened, and worker_cycle says
+ * so once and waits.
  */
 static void
 check_sync_format(WorkerState *state)
 {
-	SyncFormat	format;
+	SyncFormat	format = mana_ai_sync_format();
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	format = mana_ai_sync_format();
-	CommitTransactionCommand();
 	if ((int) format != state->format)
 		ereport(LOG,
 				(errmsg("mana_ai worker: public.sync_changes is in the %s sync format",
@@ -545,11 +545,11 @@ privilege_names(AclMode held)
 }
 
 /*
- * Before every tick: whether the worker's role can still write
- * public.sync_changes itself.  Since 0.3.0 the tick appends only through
- * mana_ai.append_runner_iteration(); a role that can INSERT rows can give
- * a granted mission an objective of its own (issue 19, README "Threat
- * model").  The extension cannot revoke a grant on the sync server's
+ * Before every tick (in the caller's transaction): whether the worker's
+ * role can still write public.sync_changes itself.  Since 0.3.0 the tick
+ * appends only through mana_ai.append_runner_iteration(); a role that can
+ * INSERT rows can give a granted mission an objective of its own (issue
+ * 19, README "Threat model").  The extension cannot revoke a grant on the sync server's
  * table, and an upgrade from 0.2.0 leaves it in place, so the worker says
  * so (a WARNING when it is first seen, a LOG when it is gone).  The
  * bootstrap superuser has its own warning at start.
@@ -562,8 +562,6 @@ check_log_write_privilege(WorkerState *state)
 	AclMode		held = 0;
 	const char *role;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
 	nsp = get_namespace_oid("public", true);
 	relid = OidIsValid(nsp) ? get_relname_relid("sync_changes", nsp) : InvalidOid;
 	if (OidIsValid(relid) && !superuser())
@@ -582,7 +580,6 @@ check_log_write_privilege(WorkerState *state)
 		ereport(LOG,
 				(errmsg("mana_ai worker: role %s no longer writes public.sync_changes", role)));
 	state->writes_log = held != 0;
-	CommitTransactionCommand();
 }
 
 /*
