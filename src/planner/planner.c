@@ -125,10 +125,100 @@ tick_catalog_params(void)
 	return tick_params;
 }
 
+/*
+ * What a json-protocol step is judged against: every function the agent's
+ * policy allows, about 40 KB of JSON with the 62-tool catalog.  Built and
+ * parsed once per tick and policy rather than once per mission's
+ * write-back, which made the json protocol's write-back several times
+ * the tools protocol's (the tools loop keeps its own parsed offers).
+ * Keyed by which catalog rows the policy allows (the tick reads one
+ * catalog); a few policies at once, the oldest replaced.
+ */
+#define TICK_OFFERS 8
+typedef struct TickOffer
+{
+	bool	   *allowed;		/* malloc'd, one per catalog row */
+	json_object *parsed;		/* read-only while the tick runs */
+} TickOffer;
+static TickOffer tick_offers[TICK_OFFERS];
+static int	tick_offers_next = 0;
+
+static void
+free_tick_offers(void)
+{
+	for (int i = 0; i < TICK_OFFERS; i++)
+	{
+		free(tick_offers[i].allowed);
+		json_object_put(tick_offers[i].parsed);
+		tick_offers[i].allowed = NULL;
+		tick_offers[i].parsed = NULL;
+	}
+	tick_offers_next = 0;
+}
+
+/* The cached offer whose policy allows exactly what cat allows, or NULL. */
+static json_object *
+cached_offer(const ToolOfferTool *cat, int n)
+{
+	for (int i = 0; i < TICK_OFFERS; i++)
+	{
+		bool		same = tick_offers[i].allowed != NULL;
+
+		for (int k = 0; same && k < n; k++)
+			same = tick_offers[i].allowed[k] == cat[k].allowed;
+		if (same)
+			return tick_offers[i].parsed;
+	}
+	return NULL;
+}
+
+/*
+ * Every function cat allows, parsed: from the tick's cache, or built,
+ * parsed and kept there.  Outside a tick (SQL parse_plan) the scratch
+ * owns it.
+ */
+static json_object *
+every_allowed_offer(const ToolOfferTool *cat, int n, Scratch *s)
+{
+	json_object *parsed = tick_catalog_cxt ? cached_offer(cat, n) : NULL;
+	char	   *text;
+	bool	   *allowed;
+	TickOffer  *slot;
+
+	if (parsed != NULL)
+		return parsed;
+	text = mana_ai_offer_every_allowed(cat, n, CurrentMemoryContext);
+	parsed = json_tokener_parse(text);
+	pfree(text);
+	if (parsed == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (tick_catalog_cxt == NULL)
+	{
+		s->offered = parsed;
+		return parsed;
+	}
+	allowed = malloc(sizeof(bool) * (n + 1));
+	if (allowed == NULL)
+	{
+		json_object_put(parsed);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	for (int k = 0; k < n; k++)
+		allowed[k] = cat[k].allowed;
+	slot = &tick_offers[tick_offers_next];
+	tick_offers_next = (tick_offers_next + 1) % TICK_OFFERS;
+	free(slot->allowed);
+	json_object_put(slot->parsed);
+	slot->allowed = allowed;
+	slot->parsed = parsed;
+	return parsed;
+}
+
 void
 mana_ai_planner_tick_begin(MemoryContext cxt)
 {
 	free_tick_params();			/* left by a tick that never ended */
+	free_tick_offers();
 	tick_catalog_cxt = cxt;
 	tick_catalog = NULL;
 	tick_catalog_n = 0;
@@ -488,14 +578,9 @@ parse_against_catalog(const char *answer, size_t len, Jsonb *agent, bool checked
 	if (checked)
 	{
 		/* every function the policy allows: more_tools reaches them all */
-		const char *text = mana_ai_offer_every_allowed(catalog_verdicts(catalog, n_tools, s),
-														n_tools, CurrentMemoryContext);
 		PlanParseCheck check;
 
-		s->offered = json_tokener_parse(text);
-		if (s->offered == NULL)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-		check.offered = s->offered;
+		check.offered = every_allowed_offer(catalog_verdicts(catalog, n_tools, s), n_tools, s);
 		check.injection = (InjectionPolicy) mana_ai_injection_policy;
 		plan_parse_checked(answer, len, tools, n_tools, &check, &s->parse);
 	}

@@ -131,3 +131,44 @@ run_row c-log | grep -q "flagged create_note: injection-marker ignore-instructio
     || fail "the flags were not logged"
 ! grep -qF 'evil@example.com' "$MANA_PG_LOG" || fail "the flagged text reached the server log"
 echo "ok - injection_policy = log: planned, logged without the text, counted"
+
+# --- json: agents with different policies in one tick ------------------------
+# A json step is judged against every function its agent's policy allows,
+# which a tick builds once per policy and keeps: missions of an agent that
+# denies finance (p-a, p-c) and of one without a policy (p-b), one user,
+# one tick, in that order, each answered create_task + a valid
+# add_transaction.  Only p-b keeps the transaction; p-a and p-c drop it as
+# denied, whatever the order the tick judged them in.
+mock_post /__control "$(python3 -c '
+import json
+plan = {"summary": "Zwei Vorschlaege", "steps": [
+    {"summary": "Aufgabe", "toolName": "create_task", "params": {"title": "Milch kaufen"}, "rationale": "Weil"},
+    {"summary": "Buchung", "toolName": "add_transaction",
+     "params": {"type": "expense", "amount": 12.5, "description": "Einkauf"}, "rationale": "Weil"}]}
+print(json.dumps({"content": "```json\n" + json.dumps(plan) + "\n```"}))')"
+# agents and missions in one statement: the tick that sees one sees all
+q mana_sync <<'SQL' >/dev/null
+SELECT set_config('app.current_user_id', 'u4', false);
+INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+SELECT 'ai', 'agents', a.id, 'u4', 'insert',
+       jsonb_build_object('name', a.id, 'role', 'Planer', 'state', 'active', 'maxConcurrentMissions', 10,
+                          'policy', a.policy), 'web'
+  FROM (VALUES ('ag-nofin', '{"defaultsByModule": {"finance": "deny"}}'::jsonb),
+               ('ag-all', 'null'::jsonb)) AS a(id, policy)
+UNION ALL
+SELECT 'ai', 'aiMissions', m.id, 'u4', 'insert',
+       jsonb_build_object('title', 'Mission ' || m.id, 'objective', 'Woche planen', 'inputs', '[]'::jsonb,
+                          'cadence', '{"kind": "interval", "everyMinutes": 60}'::jsonb, 'state', 'active',
+                          'nextRunAt', '2026-01-01T08:00:00.000Z', 'iterations', '[]'::jsonb, 'agentId', m.agent,
+                          'createdAt', '2026-01-01T00:00:00.000Z', 'updatedAt', '2026-01-01T00:00:00.000Z'), 'web'
+  FROM (VALUES ('p-a', 'ag-nofin'), ('p-b', 'ag-all'), ('p-c', 'ag-nofin')) AS m(id, agent);
+SQL
+poll_until 30 mana_sync "SELECT count(*) FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id IN ('p-a', 'p-b', 'p-c')" 3 \
+    || fail "policies: not all three planned"
+[ "$(q mana_sync -c "SELECT count(DISTINCT r.tick_id) FROM mana_ai.mission_runs r WHERE r.mission_id IN ('p-a', 'p-b', 'p-c') AND r.decision = 'ran'")" = 1 ] \
+    || fail "policies: the three missions were not planned in one tick"
+tools_of() { q mana_sync -c "SELECT string_agg(s -> 'intent' ->> 'toolName', ',' ORDER BY o) FROM jsonb_array_elements($(it "$1") -> 'plan') WITH ORDINALITY AS p(s, o)"; }
+[ "$(tools_of p-a)" = create_task ] || fail "policies: p-a (finance denied) planned $(tools_of p-a)"
+[ "$(tools_of p-b)" = create_task,add_transaction ] || fail "policies: p-b (no policy) planned $(tools_of p-b)"
+[ "$(tools_of p-c)" = create_task ] || fail "policies: p-c (finance denied) planned $(tools_of p-c)"
+echo "ok - json protocol: each agent's steps judged against its own policy's functions within one tick"
