@@ -23,7 +23,6 @@
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "commands/extension.h"
@@ -40,7 +39,6 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -549,26 +547,25 @@ privilege_names(AclMode held)
  * role can still write public.sync_changes itself.  Since 0.3.0 the tick
  * appends only through mana_ai.append_runner_iteration(); a role that can
  * INSERT rows can give a granted mission an objective of its own (issue
- * 19, README "Threat model").  The extension cannot revoke a grant on the sync server's
- * table, and an upgrade from 0.2.0 leaves it in place, so the worker says
- * so (a WARNING when it is first seen, a LOG when it is gone).  The
- * bootstrap superuser has its own warning at start.
+ * 19, README "Threat model").  The extension cannot revoke a grant on the
+ * sync server's table, and an upgrade from 0.2.0 leaves it in place, so
+ * the worker says so (a WARNING when it is first seen, a LOG when it is
+ * gone).  The bootstrap superuser has its own warning at start.
  */
 static void
 check_log_write_privilege(WorkerState *state)
 {
-	Oid			nsp;
-	Oid			relid;
+	Oid			relid = mana_ai_sync_changes_relid();
 	AclMode		held = 0;
 	const char *role;
 
-	nsp = get_namespace_oid("public", true);
-	relid = OidIsValid(nsp) ? get_relname_relid("sync_changes", nsp) : InvalidOid;
 	if (OidIsValid(relid) && !superuser())
 		held = pg_class_aclmask(relid, GetUserId(), ACL_INSERT | ACL_UPDATE | ACL_DELETE,
 								ACLMASK_ALL);
+	if ((held != 0) == state->writes_log)
+		return;					/* nothing new to say */
 	role = quote_identifier(GetUserNameFromId(GetUserId(), false));
-	if (held != 0 && !state->writes_log)
+	if (held != 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("mana_ai worker: role %s may write public.sync_changes (%s)", role,
@@ -576,7 +573,7 @@ check_log_write_privilege(WorkerState *state)
 				 errdetail("The tick writes only through mana_ai.append_runner_iteration(); a role that can write the log "
 						   "itself can give a granted mission an instruction of its own."),
 				 errhint("REVOKE INSERT, UPDATE, DELETE ON public.sync_changes FROM %s;", role)));
-	else if (held == 0 && state->writes_log)
+	else
 		ereport(LOG,
 				(errmsg("mana_ai worker: role %s no longer writes public.sync_changes", role)));
 	state->writes_log = held != 0;

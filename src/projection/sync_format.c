@@ -33,11 +33,18 @@ column_type(Oid relid, const char *name)
 	return att == InvalidAttrNumber ? InvalidOid : get_atttype(relid, att);
 }
 
+Oid
+mana_ai_sync_changes_relid(void)
+{
+	Oid			nsp = get_namespace_oid("public", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("sync_changes", nsp) : InvalidOid;
+}
+
 SyncFormat
 mana_ai_sync_format(void)
 {
-	Oid			nsp = get_namespace_oid("public", true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("sync_changes", nsp) : InvalidOid;
+	Oid			relid = mana_ai_sync_changes_relid();
 	Oid			stamps;
 	Oid			meta;
 	Oid			origin;

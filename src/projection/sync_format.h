@@ -20,6 +20,8 @@ typedef enum SyncFormat
  * asks).  ERROR (feature not supported, or undefined table) when the
  * table matches neither format.  Needs a transaction.
  */
+/* public.sync_changes, or InvalidOid when there is none. */
+extern Oid	mana_ai_sync_changes_relid(void);
 extern SyncFormat mana_ai_sync_format(void);
 
 /*
